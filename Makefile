@@ -1,0 +1,36 @@
+# newsclf: `make` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXPERIMENT ?= default
+TRACKING_URI ?= sqlite:///mlflow.db
+PORT ?= 5000
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test test-all ui clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/newsclf: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/newsclf ## create .venv and install the project with its test tools
+
+train: $(BIN)/newsclf ## train and register both classifiers (EXPERIMENT=default, DATA=path optional)
+	$(BIN)/newsclf train --experiment $(EXPERIMENT) --tracking-uri $(TRACKING_URI) $(if $(DATA),--data $(DATA))
+
+test: $(BIN)/newsclf ## run the fast tests
+	$(BIN)/pytest -q
+
+test-all: $(BIN)/newsclf ## run every test, the slow end-to-end ones too
+	$(BIN)/pytest -q -m ''
+
+ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
+	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)
+
+clean: ## delete generated outputs (keeps .venv)
+	rm -rf mlruns mlartifacts mlflow.db models reports .pytest_cache

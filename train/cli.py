@@ -1,0 +1,79 @@
+"""The ``newsclf`` command. The only module that reads arguments and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from train.errors import NewsclfError
+from train.paths import DEFAULT_TRACKING_URI
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``newsclf``; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except NewsclfError as exc:
+        print(f"newsclf: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("newsclf: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsclf", description="News topic and military/diplomatic tone classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train, evaluate, log and register both classifiers")
+    train.add_argument("--experiment", default="default", help="experiment name in experiments/ or a TOML path (default: default)")
+    train.add_argument("--data", help="JSON Lines file to train on instead of the experiment's data.source")
+    train.add_argument(
+        "--tracking-uri",
+        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current folder)",
+    )
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config value, e.g. --set topic.C=5 or --set features.word.ngram_range=[1,3]",
+    )
+    train.add_argument("--quiet", action="store_true", help="print only the result")
+    train.set_defaults(handler=_train)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from train.config import load_config, parse_override
+
+    overrides = dict(parse_override(item) for item in args.overrides)
+    if args.data:
+        overrides["data.source"] = os.path.abspath(args.data)
+    config = load_config(args.experiment, overrides)
+    tracking_uri = _tracking_uri(args.tracking_uri)
+
+    from train.training import train
+
+    progress = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    result = train(config, tracking_uri, progress)
+    for name in ("topic", "tone"):
+        print(
+            f"{name}: validation macro-F1 {result.metrics[f'validation_{name}_macro_f1']:.3f}, "
+            f"test macro-F1 {result.metrics[f'test_{name}_macro_f1']:.3f}"
+        )
+    status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept (not better on validation)"
+    print(f"registered {result.model_uri} (run {result.run_id}); {status}")
+    return 0
+
+
+def _tracking_uri(flag: str | None) -> str:
+    # Fail fast against a dead server instead of MLflow's minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+if __name__ == "__main__":
+    sys.exit(main())

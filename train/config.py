@@ -1,0 +1,241 @@
+"""Experiment configuration: one TOML file per experiment, validated into frozen dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from features.tfidf import FeatureConfig
+from train.errors import NewsclfError
+from train.paths import experiments_dir
+
+TOPICS = (
+    "armed_conflicts_attacks",
+    "international_relations",
+    "politics_elections",
+    "law_crime",
+    "disasters_accidents",
+    "business_economy",
+    "health_environment",
+    "sports",
+    "arts_culture",
+    "science_technology",
+)
+TONES = ("military", "diplomatic")
+CLASSIFIERS = ("logistic_regression", "linear_svc")
+
+
+class ConfigError(NewsclfError):
+    """An experiment file or override that does not describe a valid experiment."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the labelled articles come from and which labels they may carry."""
+
+    source: str = "corpus"
+    text_column: str = "text"
+    title_column: str = "title"
+    topic_column: str = "topic"
+    tone_column: str = "tone"
+    id_column: str = "id"
+    topic_labels: tuple[str, ...] = TOPICS
+    tone_labels: tuple[str, ...] = TONES
+
+    def __post_init__(self):
+        if not self.source.strip():
+            raise ValueError("source must be 'corpus' or a path to a JSON Lines file")
+        for name, labels in (("topic_labels", self.topic_labels), ("tone_labels", self.tone_labels)):
+            if len(labels) < 2 or len(set(labels)) != len(labels):
+                raise ValueError(f"{name} must list at least two distinct labels, got {list(labels)}")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Stratified train / validation / test fractions."""
+
+    validation: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self):
+        for name in ("validation", "test"):
+            value = getattr(self, name)
+            if not 0.0 < value < 0.5:
+                raise ValueError(f"{name} must be a fraction in (0, 0.5), got {value}")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """A linear classifier with probabilities: logistic regression or calibrated LinearSVC."""
+
+    kind: str = "logistic_regression"
+    C: float = 10.0
+    class_weight: str = "balanced"
+    max_iter: int = 2000
+
+    def __post_init__(self):
+        if self.kind not in CLASSIFIERS:
+            raise ValueError(f"kind must be one of {list(CLASSIFIERS)}, got {self.kind!r}")
+        if self.C <= 0:
+            raise ValueError(f"C must be > 0, got {self.C}")
+        if self.class_weight not in ("balanced", "none"):
+            raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow names: the experiment runs go to and the model versions are registered under."""
+
+    experiment: str = "news-classifier"
+    registered_model: str = "news-classifier"
+    champion_alias: str = "champion"
+
+    def __post_init__(self):
+        for name in ("experiment", "registered_model", "champion_alias"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} must not be empty")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one training run needs; library code takes this, never CLI arguments."""
+
+    name: str
+    description: str = ""
+    seed: int = 13
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    topic: ClassifierConfig = field(default_factory=ClassifierConfig)
+    tone: ClassifierConfig = field(default_factory=ClassifierConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def load_config(experiment: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Load an experiment by name (``default``) or TOML path and apply dotted-key overrides.
+
+    Raises :class:`ConfigError` naming the file and key for anything unknown or invalid.
+    """
+    path = resolve_experiment(experiment)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw.setdefault("name", path.stem)
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value, path)
+    return config_from_dict(raw, source=str(path))
+
+
+def resolve_experiment(experiment: str | Path) -> Path:
+    """Map an experiment name or path to an existing TOML file."""
+    text = str(experiment)
+    if text.endswith(".toml") or "/" in text:
+        path = Path(text)
+    else:
+        path = experiments_dir() / f"{text}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in experiments_dir().glob("*.toml"))
+        raise ConfigError(f"experiment {text!r} not found at {path}; use a TOML path or one of {known}")
+    return path
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a plain mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
+    return _build(ExperimentConfig, raw, source, prefix="")
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted-key view of a config, for logging as MLflow params."""
+    flat: dict[str, Any] = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        key = f"{prefix}{item.name}"
+        if dataclasses.is_dataclass(value):
+            flat.update(flatten(value, prefix=f"{key}."))
+        else:
+            flat[key] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """Parse ``key.path=value`` where value is TOML (``3``, ``[1, 2]``, ``"x"``) or a bare word."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {assignment!r} must look like section.key=value")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.strip(), parsed
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, path: Path) -> None:
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{path}: override {key!r}: {part!r} is a value, not a section")
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str):
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where} must be a table, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {item.name for item in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {prefix + unknown[0]!r}; expected one of {sorted(names)}")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _coerce(hints[name], value, source, f"{prefix}{name}")
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, prefix=f"{key}.")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        for option in options:
+            try:
+                return _coerce(option, value, source, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{source}: {key} must be {' or '.join(_name(o) for o in options)}, got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        if args and args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], item, source, key) for item in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{source}: {key} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(arg, item, source, key) for arg, item in zip(args, value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be {_name(hint)}, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"{source}: {key} must be {_name(hint)}, got {value!r}")
+    return value
+
+
+def _name(hint: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))

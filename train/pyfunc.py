@@ -1,0 +1,34 @@
+"""The MLflow pyfunc flavour of a newsclf model folder.
+
+This module and :mod:`train.model` are bundled with every logged model (``code_paths``), so
+``mlflow.pyfunc.load_model(uri).predict(df)`` needs only mlflow and scikit-learn installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+
+from train.model import ARTIFACT_KEY
+
+
+class NewsClassifierPyfunc(mlflow.pyfunc.PythonModel):
+    """Takes a DataFrame with a ``text`` column (or a list of texts); returns one row per text."""
+
+    def load_context(self, context):
+        from train.model import NewsClassifier
+
+        self.model = NewsClassifier.load(context.artifacts[ARTIFACT_KEY])
+
+    def predict(self, context, model_input, params=None):
+        return self.model.predict_frame(_texts(model_input))
+
+
+def _texts(model_input: Any) -> list:
+    if hasattr(model_input, "columns"):
+        column = "text" if "text" in model_input.columns else model_input.columns[0]
+        return model_input[column].tolist()
+    if isinstance(model_input, str):
+        return [model_input]
+    return list(model_input)

@@ -1,0 +1,257 @@
+"""Train both tasks, track the run in MLflow, register the model and promote it when it wins."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.metrics import f1_score
+
+from train.config import ExperimentConfig, flatten
+from train.data import Articles, DataError, Splits, load_splits
+from train.errors import NewsclfError
+from train.evaluate import confusion_figure, report_text, task_metrics, top_terms
+from train.model import NewsClassifier
+from train.paths import PACKAGE_DIR
+from train.pipeline import build_pipeline
+
+MODEL_ARTIFACT = "model"
+# What a logged model needs at load time; nothing else of this project is bundled.
+_BUNDLED_MODULES = {"train": ("_files.py", "errors.py", "model.py", "pyfunc.py"), "features": ("__init__.py", "cleaning.py", "tfidf.py")}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one successful training produced."""
+
+    run_id: str
+    model_name: str
+    version: str
+    promoted: bool
+    metrics: dict[str, float]
+
+    @property
+    def model_uri(self) -> str:
+        """Registry URI of the registered version."""
+        return f"models:/{self.model_name}/{self.version}"
+
+
+def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str], None] = lambda message: None) -> TrainResult:
+    """Fit, evaluate, log and register topic and tone models for one experiment.
+
+    Data problems are raised before any run starts. Anything that fails after that marks the
+    MLflow run FAILED and registers nothing.
+    """
+    import mlflow
+
+    clock = _Clock(progress)
+    clock.step("loading data")
+    splits = load_splits(config.data, config.split, config.seed)
+    tone_train = splits.train.with_tone()
+    _require_two_classes("topic", splits.train.topics)
+    _require_two_classes("tone", tone_train.tones)
+    clock.step(
+        f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test articles "
+        f"({len(tone_train)} train articles carry a tone)"
+    )
+
+    _connect(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(config.tracking.experiment)
+    with mlflow.start_run(run_name=config.name) as run:
+        mlflow.log_params(flatten(config))
+        mlflow.set_tags({"git_commit": _git_commit(), "data_fingerprint": splits.fingerprint, "data_source": str(splits.source)})
+        if splits.skipped_empty:
+            mlflow.log_metric("data_skipped_empty_rows", splits.skipped_empty)
+        _log_datasets(splits)
+
+        clock.step(f"fitting topic model on {len(splits.train)} articles")
+        topic = build_pipeline(config.features, config.topic, config.seed).fit(splits.train.texts, splits.train.topics)
+        clock.step(f"fitting tone model on {len(tone_train)} articles")
+        tone = build_pipeline(config.features, config.tone, config.seed).fit(tone_train.texts, tone_train.tones)
+        model = NewsClassifier(topic, tone, metadata={"experiment": config.name, "run_id": run.info.run_id})
+
+        clock.step("evaluating on validation and test")
+        metrics = _evaluate_and_log(model, splits)
+        clock.step("logging the model")
+        info = _log_model(model, splits.validation.texts[:2])
+        clock.step(f"registering {config.tracking.registered_model}")
+        version, promoted = _register(info.model_uri, model, splits.validation, config)
+        mlflow.set_tags({"registered_version": version, "promoted": str(promoted).lower()})
+    clock.step(f"done: {config.tracking.registered_model} version {version}" + (f" is now @{config.tracking.champion_alias}" if promoted else ""))
+    return TrainResult(run.info.run_id, config.tracking.registered_model, version, promoted, metrics)
+
+
+class _Clock:
+    def __init__(self, progress: Callable[[str], None]):
+        self._progress, self._start = progress, time.perf_counter()
+
+    def step(self, message: str) -> None:
+        self._progress(f"[{time.perf_counter() - self._start:6.1f}s] {message}")
+
+
+def _require_two_classes(task: str, labels: list) -> None:
+    present = sorted(set(labels))
+    if len(present) < 2:
+        raise DataError(
+            f"task {task}: the training split has {len(labels)} labelled articles and classes {present}; "
+            "a classifier needs at least two classes, so add articles of the missing labels"
+        )
+
+
+def _connect(tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except Exception as exc:  # MLflow raises many types for an unusable store
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise NewsclfError(f"tracking store {tracking_uri} is unreachable ({reason}); start it or pass --tracking-uri") from None
+
+
+def _git_commit() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(PACKAGE_DIR), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(["git", "-C", str(PACKAGE_DIR), "status", "--porcelain"], capture_output=True, text=True, timeout=5)
+        return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _log_datasets(splits: Splits) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source class twice and warns that the path is ambiguous.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        source = resolve_dataset_source(str(splits.source))
+    for context, articles in (("training", splits.train), ("validation", splits.validation), ("test", splits.test)):
+        frame = pd.DataFrame({"id": articles.ids, "text": articles.texts, "topic": articles.topics, "tone": articles.tones})
+        dataset = mlflow.data.from_pandas(frame, source=source, name=f"{splits.source.stem}-{context}", targets="topic")
+        mlflow.log_input(dataset, context=context)
+
+
+def _evaluate_and_log(model: NewsClassifier, splits: Splits) -> dict[str, float]:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    metrics: dict[str, float] = {}
+    for task in model.tasks:
+        labels = model.labels(task)
+        mlflow.log_dict({label: terms for label, terms in top_terms(model.pipelines[task]).items()}, f"{task}/top_terms.json")
+        for split_name, articles in (("validation", splits.validation), ("test", splits.test)):
+            scored = articles.with_tone() if task == "tone" else articles
+            if not len(scored):
+                continue
+            y_true = scored.tones if task == "tone" else scored.topics
+            proba = model.pipelines[task].predict_proba(scored.texts)
+            for name, value in task_metrics(y_true, proba, labels).items():
+                metrics[f"{split_name}_{task}_{name}"] = value
+            mlflow.log_text(report_text(y_true, proba, labels), f"{task}/classification_report_{split_name}.txt")
+            figure = confusion_figure(y_true, proba, labels, f"{task}: {split_name} ({len(scored)} articles)")
+            mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
+            plt.close(figure)
+    mlflow.log_metrics(metrics)
+    return metrics
+
+
+def _log_model(model: NewsClassifier, example_texts: list[str]):
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from train.model import ARTIFACT_KEY
+
+    example = pd.DataFrame({"text": example_texts})
+    signature = infer_signature(example, model.predict_frame(example_texts))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / ARTIFACT_KEY)
+        code = _bundle_code(Path(tmp) / "code")
+        with warnings.catch_warnings():
+            # The signature is given explicitly; type hints on predict would only repeat it.
+            warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+            return mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=str(PACKAGE_DIR / "pyfunc_model.py"),
+                artifacts={ARTIFACT_KEY: str(folder)},
+                code_paths=[str(path) for path in code],
+                signature=signature,
+                input_example=example,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}", "pandas"],
+            )
+
+
+def _bundle_code(target: Path) -> list[Path]:
+    packages = []
+    for package, modules in _BUNDLED_MODULES.items():
+        source, destination = PACKAGE_DIR.parent / package, target / package
+        destination.mkdir(parents=True)
+        for module in modules:
+            shutil.copy2(source / module, destination / module)
+        if not (destination / "__init__.py").exists():
+            (destination / "__init__.py").write_text('"""The part of newsclf a logged model needs."""\n')
+        packages.append(destination)
+    return packages
+
+
+def _register(model_uri: str, model: NewsClassifier, validation: Articles, config: ExperimentConfig) -> tuple[str, bool]:
+    """Register a new version; move the champion alias to it only if it scores higher."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from train.loading import load_model
+
+    name, alias = config.tracking.registered_model, config.tracking.champion_alias
+    client = MlflowClient()
+    score = selection_score(model, validation)
+    champion_score = None
+    champion = _current_champion(client, name, alias)
+    if champion is not None:
+        champion_score = selection_score(load_model(f"models:/{name}/{champion.version}"), validation)
+        mlflow.log_metric("champion_validation_score", champion_score)
+    mlflow.log_metric("validation_score", score)
+    promoted = champion_score is None or score > champion_score
+    version = mlflow.register_model(model_uri, name).version
+    try:
+        client.set_model_version_tag(name, version, "validation_score", f"{score:.6f}")
+        if promoted:
+            client.set_registered_model_alias(name, alias, version)
+    except Exception:
+        client.delete_model_version(name, version)
+        raise
+    return str(version), promoted
+
+
+def _current_champion(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def selection_score(model: NewsClassifier, validation: Articles) -> float:
+    """Mean macro-F1 over the tasks, on validation articles: the number promotion compares."""
+    scores = []
+    for task in ("topic", "tone"):
+        scored = validation.with_tone() if task == "tone" else validation
+        if task not in model.tasks or not len(scored):
+            continue
+        y_true = scored.tones if task == "tone" else scored.topics
+        predicted = [row[task] for row in model.predict(scored.texts)]
+        scores.append(f1_score(y_true, predicted, labels=sorted(set(y_true)), average="macro", zero_division=0))
+    return float(np.mean(scores))
