@@ -17,7 +17,9 @@ _TYPOGRAPHY = str.maketrans(
         "\u201b": "'",
         "\u201c": '"',
         "\u201d": '"',
+        "\u2010": "-",
         "\u2013": "-",
+        "\u2212": "-",
         "\u2014": " - ",
         "\u00ad": None,  # soft hyphen
         "\u200b": None,  # zero-width space

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 
 from train.model import ARTIFACT_KEY
 
@@ -21,7 +22,7 @@ class NewsClassifierPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = NewsClassifier.load(context.artifacts[ARTIFACT_KEY])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         return self.model.predict_frame(_texts(model_input))
 
 

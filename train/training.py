@@ -180,18 +180,15 @@ def _log_model(model: NewsClassifier, example_texts: list[str]):
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / ARTIFACT_KEY)
         code = _bundle_code(Path(tmp) / "code")
-        with warnings.catch_warnings():
-            # The signature is given explicitly; type hints on predict would only repeat it.
-            warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
-            return mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
-                python_model=str(PACKAGE_DIR / "pyfunc_model.py"),
-                artifacts={ARTIFACT_KEY: str(folder)},
-                code_paths=[str(path) for path in code],
-                signature=signature,
-                input_example=example,
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}", "pandas"],
-            )
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(PACKAGE_DIR / "pyfunc_model.py"),
+            artifacts={ARTIFACT_KEY: str(folder)},
+            code_paths=[str(path) for path in code],
+            signature=signature,
+            input_example=example,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}", "pandas"],
+        )
 
 
 def _bundle_code(target: Path) -> list[Path]:

@@ -1,0 +1,65 @@
+"""Shared fixtures: small slices of the shipped corpus and throwaway MLflow stores."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from train.config import config_from_dict
+from train.paths import corpus_path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def read_corpus() -> list[dict]:
+    with open(corpus_path(), encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def corpus_slice(per_topic: int) -> list[dict]:
+    """The first ``per_topic`` items of every topic, so every split sees every topic."""
+    by_topic: dict[str, list[dict]] = defaultdict(list)
+    for item in read_corpus():
+        if len(by_topic[item["topic"]]) < per_topic:
+            by_topic[item["topic"]].append(item)
+    return [item for items in by_topic.values() for item in items]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_corpus(tmp_path) -> Path:
+    """A 100-article JSON Lines file: 10 per topic, with both tones present."""
+    return write_jsonl(tmp_path / "small.jsonl", corpus_slice(10))
+
+
+@pytest.fixture
+def tracking_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def small_config(data: Path, **sections) -> object:
+    """The default experiment, pointed at ``data``, with cheaper features and any overrides."""
+    raw = {
+        "name": "test",
+        "data": {"source": str(data)},
+        "features": {"char": {"ngram_range": [3, 4]}},
+        "tracking": {"experiment": "test-experiment", "registered_model": "test-model"},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return config_from_dict(raw)
+
+
+@pytest.fixture
+def shared_path() -> Path:
+    """../shared beside the project: real data and the seed article (CI has it)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} is missing; these tests read the real data and seed that sit beside the project")
+    return SHARED

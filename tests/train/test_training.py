@@ -1,0 +1,95 @@
+"""Training against a throwaway SQLite MLflow store."""
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import small_config, write_jsonl
+from train import training
+from train.data import DataError
+from train.errors import NewsclfError
+from train.loading import load_model
+from train.training import train
+
+
+@pytest.fixture
+def trained(small_corpus, tracking_uri):
+    config = small_config(small_corpus)
+    return config, train(config, tracking_uri)
+
+
+def _client(tracking_uri):
+    return MlflowClient(tracking_uri)
+
+
+def test_first_version_is_registered_and_becomes_champion(trained, tracking_uri):
+    config, result = trained
+    client = _client(tracking_uri)
+    assert result.version == "1" and result.promoted
+    assert str(client.get_model_version_by_alias("test-model", "champion").version) == "1"
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["features.char.ngram_range"] == "[3, 4]"
+    assert len(run.data.tags["data_fingerprint"]) == 64 and run.data.tags["git_commit"]
+    for name in ("accuracy", "macro_f1", "log_loss", "f1_sports"):
+        assert f"test_topic_{name}" in run.data.metrics
+    assert {"validation_tone_f1_military", "test_tone_macro_f1"} <= set(run.data.metrics)
+    assert sorted(i.dataset.name.rsplit("-", 1)[1] for i in run.inputs.dataset_inputs) == ["test", "training", "validation"]
+    artifacts = {a.path for folder in ("topic", "tone") for a in client.list_artifacts(result.run_id, folder)}
+    assert {"topic/confusion_matrix_test.png", "tone/top_terms.json", "topic/classification_report_validation.txt"} <= artifacts
+
+
+def test_registered_model_loads_and_predicts_through_every_route(trained, tracking_uri):
+    config, result = trained
+    texts = ["Artillery struck the port as troops advanced.", "The foreign ministers signed a trade accord."]
+    mlflow.set_tracking_uri(tracking_uri)
+    ours = load_model("models:/test-model@champion").predict(texts)
+    frame = mlflow.pyfunc.load_model("models:/test-model/1").predict(__import__("pandas").DataFrame({"text": texts}))
+    assert list(frame["topic"]) == [row["topic"] for row in ours]
+    assert list(frame["tone"]) == [row["tone"] for row in ours]
+    assert frame["p_tone_military"].tolist() == pytest.approx([row["tone_probabilities"]["military"] for row in ours])
+
+
+def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champion(trained, tracking_uri):
+    config, first = trained
+    second = train(config, tracking_uri)
+    assert second.metrics == first.metrics
+    assert second.version == "2" and not second.promoted
+    assert str(_client(tracking_uri).get_model_version_by_alias("test-model", "champion").version) == "1"
+
+
+def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
+    weak = small_config(small_corpus, topic={"C": 0.001}, tone={"C": 0.001}, features={"word": {"max_features": 5}, "char": {"enabled": False}})
+    assert train(weak, tracking_uri).promoted
+    strong = train(small_config(small_corpus), tracking_uri)
+    assert strong.promoted and _client(tracking_uri).get_model_version_by_alias("test-model", "champion").version == 2
+
+
+def _assert_nothing_registered(tracking_uri):
+    assert _client(tracking_uri).search_model_versions("name='test-model'") == []
+
+
+def test_single_class_tone_is_refused_before_any_run(tmp_path, small_corpus, tracking_uri):
+    rows = [dict(row, tone="military" if row["tone"] else None) for row in map(__import__("json").loads, small_corpus.read_text().splitlines())]
+    with pytest.raises(DataError, match=r"task tone: .* classes \['military'\]"):
+        train(small_config(write_jsonl(tmp_path / "one.jsonl", rows)), tracking_uri)
+    _assert_nothing_registered(tracking_uri)
+
+
+def test_a_failure_inside_the_run_marks_it_failed_and_registers_nothing(small_corpus, tracking_uri, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(training, "_log_model", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(small_config(small_corpus), tracking_uri)
+    runs = _client(tracking_uri).search_runs([_client(tracking_uri).get_experiment_by_name("test-experiment").experiment_id])
+    assert [run.info.status for run in runs] == ["FAILED"]
+    _assert_nothing_registered(tracking_uri)
+
+
+def test_unreachable_tracking_server_is_a_clear_error(small_corpus, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with pytest.raises(NewsclfError, match=r"tracking store http://127.0.0.1:9 is unreachable"):
+        train(small_config(small_corpus), "http://127.0.0.1:9")
