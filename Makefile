@@ -7,7 +7,7 @@ TRACKING_URI ?= sqlite:///mlflow.db
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all ui clean
+.PHONY: help install train test test-slow bench ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,11 @@ train: $(BIN)/newsclf ## train and register both classifiers (EXPERIMENT=default
 test: $(BIN)/newsclf ## run the fast tests
 	$(BIN)/pytest -q
 
-test-all: $(BIN)/newsclf ## run every test, the slow end-to-end ones too
-	$(BIN)/pytest -q -m ''
+test-slow: $(BIN)/newsclf ## run only the slow end-to-end tests
+	$(BIN)/pytest -q -m slow
+
+bench: $(BIN)/newsclf ## score against the real data (DATA=../shared/data), results in reports/bench/
+	$(BIN)/newsclf bench --data $(or $(DATA),../shared/data)
 
 ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)

@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="print only the result")
     train.set_defaults(handler=_train)
+
+    bench = commands.add_parser("bench", help="score against the real labelled news in ../shared/data")
+    bench.add_argument("--data", required=True, help="folder holding cep/, bbc/, agnews/ and cameo/ (e.g. ../shared/data)")
+    bench.add_argument("--output", default="reports/bench", help="folder for the results (default: reports/bench)")
+    bench.set_defaults(handler=_bench)
     return parser
 
 
@@ -64,6 +69,24 @@ def _train(args: argparse.Namespace) -> int:
         )
     status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept (not better on validation)"
     print(f"registered {result.model_uri} (run {result.run_id}); {status}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from train.bench import corpus_realism
+
+    results = {"corpus_realism": corpus_realism(Path(args.data))}
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    realism = results["corpus_realism"]
+    print(
+        f"corpus realism (train on the shipped corpus, score CEP 2017): topic macro-F1 {realism['topic_macro_f1']:.3f}, "
+        f"tone macro-F1 {realism['tone_macro_f1']:.3f}; written to {output / 'results.json'}"
+    )
     return 0
 
 

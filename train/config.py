@@ -44,6 +44,7 @@ class DataConfig:
     topic_column: str = "topic"
     tone_column: str = "tone"
     id_column: str = "id"
+    date_column: str = "date"
     topic_labels: tuple[str, ...] = TOPICS
     tone_labels: tuple[str, ...] = TONES
 

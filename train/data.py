@@ -17,19 +17,22 @@ class DataError(NewsclfError):
 
 @dataclass(frozen=True)
 class Articles:
-    """Labelled articles, column-wise. ``tones`` holds None where the tone does not apply."""
+    """Labelled articles, column-wise. ``tones`` holds None where the tone does not apply,
+    ``dates`` (ISO strings) None where the data has no date."""
 
     ids: list[str]
     texts: list[str]
     topics: list[str]
     tones: list[str | None]
+    dates: list[str | None]
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices) -> "Articles":
         """The articles at ``indices``, in that order."""
-        return Articles(*([column[i] for i in indices] for column in (self.ids, self.texts, self.topics, self.tones)))
+        columns = (self.ids, self.texts, self.topics, self.tones, self.dates)
+        return Articles(*([column[i] for i in indices] for column in columns))
 
     def with_tone(self) -> "Articles":
         """Only the articles that carry a tone label."""
@@ -70,10 +73,11 @@ def load_articles(config: DataConfig) -> tuple[Articles, Path, int]:
 
     ids = [str(i) if i is not None else f"row-{n + 1}" for n, i in enumerate(column(config.id_column))]
     titles, bodies = column(config.title_column), dataset[config.text_column]
-    topics, tones = dataset[config.topic_column], column(config.tone_column)
-    kept = Articles([], [], [], [])
+    topics, tones, dates = dataset[config.topic_column], column(config.tone_column), column(config.date_column)
+    kept = Articles([], [], [], [], [])
     skipped = 0
-    for row, (item_id, title, body, topic, tone) in enumerate(zip(ids, titles, bodies, topics, tones), start=1):
+    rows = zip(ids, titles, bodies, topics, tones, dates)
+    for row, (item_id, title, body, topic, tone, date) in enumerate(rows, start=1):
         text = "\n\n".join(part.strip() for part in (title, body) if isinstance(part, str) and part.strip())
         if not text:
             skipped += 1
@@ -83,7 +87,8 @@ def load_articles(config: DataConfig) -> tuple[Articles, Path, int]:
             raise DataError(f"{where}: topic {topic!r} is not in data.topic_labels; fix the row or add the label to the experiment")
         if tone is not None and tone not in config.tone_labels:
             raise DataError(f"{where}: tone {tone!r} is not in data.tone_labels or null; fix the row or add the label")
-        for values, value in zip((kept.ids, kept.texts, kept.topics, kept.tones), (item_id, text, topic, tone)):
+        columns = (kept.ids, kept.texts, kept.topics, kept.tones, kept.dates)
+        for values, value in zip(columns, (item_id, text, topic, tone, None if date is None else str(date))):
             values.append(value)
     if not kept:
         raise DataError(f"{path}: no articles with text; the file is empty or every {config.text_column!r} is blank")

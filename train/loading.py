@@ -22,15 +22,17 @@ def load_model(uri: str | Path, tracking_uri: str | None = None) -> NewsClassifi
     text = str(uri)
     if not text.startswith(("models:/", "runs:/")) and "://" not in text:
         raise NewsclfError(f"model {text!r} is neither a folder nor an MLflow URI such as models:/news-classifier@champion")
-    import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking.artifact_utils import get_artifact_repository
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=tmp, tracking_uri=tracking_uri)
+            # Only the newsclf folder: the rest of the logged model (code, env files) is not needed.
+            repository = get_artifact_repository(text, tracking_uri=tracking_uri)
+            path = repository.download_artifacts(f"artifacts/{ARTIFACT_KEY}", dst_path=tmp)
         except MlflowException as exc:
             raise NewsclfError(f"model {text} not found ({exc.message.splitlines()[0]})") from None
-        return NewsClassifier.load(_newsclf_folder(Path(path)))
+        return NewsClassifier.load(Path(path))
 
 
 def _newsclf_folder(folder: Path) -> Path:

@@ -1,0 +1,53 @@
+"""Benchmarks against the real, human-labelled news in ../shared/data (never shipped)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import f1_score
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+from train.config import DataConfig
+from train.data import Articles, DataError, load_articles
+
+CEP_FILE = Path("cep") / "cep-2010-2017.jsonl"
+
+
+def real_data_file(data_dir: Path, relative: Path) -> Path:
+    """A file of the shared real-data folder, or a clear error naming what is missing."""
+    path = Path(data_dir) / relative
+    if not path.is_file():
+        raise DataError(f"real data not found: {path}; pass --data with the folder that holds cep/, bbc/, agnews/ and cameo/")
+    return path
+
+
+def cep_articles(data_dir: Path) -> Articles:
+    """The CEP items as articles, topic from its ``label`` column."""
+    path = real_data_file(data_dir, CEP_FILE)
+    return load_articles(DataConfig(source=str(path), topic_column="label"))[0]
+
+
+def corpus_realism(data_dir: Path) -> dict[str, Any]:
+    """Train a plain TF-IDF (1-2 grams) + LinearSVC on the shipped corpus alone; score on CEP 2017.
+
+    Measures whether the hand-written corpus teaches what real news looks like.
+    """
+    corpus, _, _ = load_articles(DataConfig())
+    cep = cep_articles(data_dir)
+    test = cep.subset([i for i, date in enumerate(cep.dates) if date.startswith("2017")])
+    toned_corpus, toned_test = corpus.with_tone(), test.with_tone()
+    started = time.perf_counter()
+    results: dict[str, Any] = {"corpus_items": len(corpus), "cep_2017_items": len(test), "cep_2017_toned_items": len(toned_test)}
+    for task, train_set, test_set in (("topic", corpus, test), ("tone", toned_corpus, toned_test)):
+        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC())
+        y_train = train_set.tones if task == "tone" else train_set.topics
+        y_test = test_set.tones if task == "tone" else test_set.topics
+        predicted = model.fit(train_set.texts, y_train).predict(test_set.texts)
+        results[f"{task}_macro_f1"] = float(f1_score(y_test, predicted, average="macro"))
+        results[f"{task}_per_class_f1"] = dict(zip(sorted(set(y_test)), map(float, f1_score(y_test, predicted, labels=sorted(set(y_test)), average=None))))
+    results["seconds"] = round(time.perf_counter() - started, 2)
+    return results
