@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from train.config import config_from_dict
 from train.paths import corpus_path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("NEWSCLF_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
 def read_corpus() -> list[dict]:
@@ -59,7 +60,13 @@ def small_config(data: Path, **sections) -> object:
 
 @pytest.fixture
 def shared_path() -> Path:
-    """../shared beside the project: real data and the seed article (CI has it)."""
+    """../shared beside the project (or $NEWSCLF_SHARED): real data and the seed article.
+
+    Skipped where it is absent, except in CI (.ci/run sets NEWSCLF_REQUIRE_SHARED=1), where it must be there.
+    """
     if not SHARED.is_dir():
-        pytest.fail(f"{SHARED} is missing; these tests read the real data and seed that sit beside the project")
+        message = f"{SHARED} is missing; set NEWSCLF_SHARED to the folder holding data/ and seeds/"
+        if os.environ.get("NEWSCLF_REQUIRE_SHARED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return SHARED
