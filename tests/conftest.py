@@ -45,11 +45,11 @@ def tracking_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
-def small_config(data: Path, **sections) -> object:
-    """The default experiment, pointed at ``data``, with cheaper features and any overrides."""
+def small_config(source: Path, **sections) -> object:
+    """The default experiment, pointed at ``source``, with cheaper features and any overrides."""
     raw = {
         "name": "test",
-        "data": {"source": str(data)},
+        "data": {"source": str(source)},
         "features": {"char": {"ngram_range": [3, 4]}},
         "tracking": {"experiment": "test-experiment", "registered_model": "test-model"},
     }

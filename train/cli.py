@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train, evaluate, log and register both classifiers")
     train.add_argument("--experiment", default="default", help="experiment name in experiments/ or a TOML path (default: default)")
-    train.add_argument("--data", help="JSON Lines file to train on instead of the experiment's data.source")
+    train.add_argument(
+        "--data", help="data to train on instead of the experiment's data.source: .jsonl, .csv, .parquet, a save_to_disk folder, or hub:owner/name[@rev]"
+    )
     train.add_argument(
         "--tracking-uri",
         help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current folder)",
@@ -54,7 +56,7 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(item) for item in args.overrides)
     if args.data:
-        overrides["data.source"] = os.path.abspath(args.data)
+        overrides["data.source"] = args.data if args.data.startswith("hub:") else os.path.abspath(args.data)
     config = load_config(args.experiment, overrides)
     tracking_uri = _tracking_uri(args.tracking_uri)
 
@@ -62,11 +64,10 @@ def _train(args: argparse.Namespace) -> int:
 
     progress = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     result = train(config, tracking_uri, progress)
-    for name in ("topic", "tone"):
-        print(
-            f"{name}: validation macro-F1 {result.metrics[f'validation_{name}_macro_f1']:.3f}, "
-            f"test macro-F1 {result.metrics[f'test_{name}_macro_f1']:.3f}"
-        )
+    for task in ("topic", "tone"):
+        scores = [f"{split} macro-F1 {result.metrics[key]:.3f}" for split in ("validation", "test") if (key := f"{split}_{task}_macro_f1") in result.metrics]
+        if scores:
+            print(f"{task}: " + ", ".join(scores))
     status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept (not better on validation)"
     print(f"registered {result.model_uri} (run {result.run_id}); {status}")
     return 0

@@ -28,6 +28,7 @@ TOPICS = (
 )
 TONES = ("military", "diplomatic")
 CLASSIFIERS = ("logistic_regression", "linear_svc")
+SPLIT_MODES = ("stratified", "temporal", "column")
 
 
 class ConfigError(NewsclfError):
@@ -36,9 +37,17 @@ class ConfigError(NewsclfError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the labelled articles come from and which labels they may carry."""
+    """Where the labelled articles come from, which columns hold what, and how labels map.
+
+    ``source`` is ``corpus`` (the shipped corpus), a JSON Lines / CSV / Parquet file, a
+    ``save_to_disk`` folder, or ``hub:owner/name[@revision]``. ``topic_map`` renames or merges
+    source labels (``tech = "science_technology"``); labels in ``topic_drop`` drop the row. An
+    empty ``tone_column`` means the data has no tone: only the topic model is trained.
+    """
 
     source: str = "corpus"
+    format: str = "auto"
+    split_name: str = "train"
     text_column: str = "text"
     title_column: str = "title"
     topic_column: str = "topic"
@@ -47,27 +56,79 @@ class DataConfig:
     date_column: str = "date"
     topic_labels: tuple[str, ...] = TOPICS
     tone_labels: tuple[str, ...] = TONES
+    topic_map: dict[str, str] = field(default_factory=dict)
+    topic_drop: tuple[str, ...] = ()
+    tone_map: dict[str, str] = field(default_factory=dict)
+    tone_drop: tuple[str, ...] = ()
 
     def __post_init__(self):
+        from train.sources import FORMATS
+
         if not self.source.strip():
-            raise ValueError("source must be 'corpus' or a path to a JSON Lines file")
+            raise ValueError("source must be 'corpus', a file or folder path, or hub:owner/name")
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {list(FORMATS)}, got {self.format!r}")
+        if not self.text_column or not self.topic_column:
+            raise ValueError("text_column and topic_column must name columns")
         for name, labels in (("topic_labels", self.topic_labels), ("tone_labels", self.tone_labels)):
             if len(labels) < 2 or len(set(labels)) != len(labels):
                 raise ValueError(f"{name} must list at least two distinct labels, got {list(labels)}")
+        for task, mapping, allowed in (("topic", self.topic_map, self.topic_labels), ("tone", self.tone_map, self.tone_labels)):
+            wrong = sorted(target for target in mapping.values() if target not in allowed)
+            if wrong:
+                raise ValueError(f"{task}_map maps to {wrong}, which are not in {task}_labels")
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Stratified train / validation / test fractions."""
+    """How articles are divided into train, validation and test.
 
+    ``stratified``: random fractions, stratified by topic. ``temporal``: by the date column,
+    train up to ``train_until``, validation up to ``validation_until``, test after it (may be
+    empty). ``column``: the data's own ``column`` holds train / validation / test.
+    """
+
+    mode: str = "stratified"
     validation: float = 0.15
     test: float = 0.15
+    train_until: str = ""
+    validation_until: str = ""
+    column: str = "split"
 
     def __post_init__(self):
+        if self.mode not in SPLIT_MODES:
+            raise ValueError(f"mode must be one of {list(SPLIT_MODES)}, got {self.mode!r}")
         for name in ("validation", "test"):
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
                 raise ValueError(f"{name} must be a fraction in (0, 0.5), got {value}")
+        if self.mode == "temporal":
+            import datetime
+
+            for name in ("train_until", "validation_until"):
+                try:
+                    datetime.date.fromisoformat(getattr(self, name))
+                except ValueError:
+                    raise ValueError(f"{name} must be an ISO date (YYYY-MM-DD) for a temporal split, got {getattr(self, name)!r}") from None
+            if self.validation_until <= self.train_until:
+                raise ValueError("validation_until must come after train_until")
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Exact and near-duplicate removal before splitting, so no story is in two splits."""
+
+    enabled: bool = True
+    # Chosen on the real data: at 4-word shingles and 0.7, the near-duplicates found in BBC and
+    # CEP are re-headlined or updated copies of one story; lower values join distinct events.
+    near_threshold: float = 0.7
+    shingle_size: int = 4
+
+    def __post_init__(self):
+        if not 0.0 < self.near_threshold <= 1.0:
+            raise ValueError(f"near_threshold must be a Jaccard similarity in (0, 1] (1 = exact only), got {self.near_threshold}")
+        if self.shingle_size < 1:
+            raise ValueError(f"shingle_size must be >= 1, got {self.shingle_size}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +174,7 @@ class ExperimentConfig:
     seed: int = 13
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     topic: ClassifierConfig = field(default_factory=ClassifierConfig)
     tone: ClassifierConfig = field(default_factory=ClassifierConfig)
@@ -159,7 +221,9 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
         key = f"{prefix}{item.name}"
-        if dataclasses.is_dataclass(value):
+        if isinstance(value, dict):
+            flat.update({f"{key}.{name}": item for name, item in value.items()} or {key: "{}"})
+        elif dataclasses.is_dataclass(value):
             flat.update(flatten(value, prefix=f"{key}."))
         else:
             flat[key] = list(value) if isinstance(value, tuple) else value
@@ -220,6 +284,10 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(f"{source}: {key} must be {' or '.join(_name(o) for o in options)}, got {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a table of label = label, got {value!r}")
+        return {str(k): _coerce(str, v, source, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, list):

@@ -1,14 +1,19 @@
-"""Labelled articles in, stratified splits out; everything is read through Hugging Face datasets."""
+"""Labelled articles in, de-duplicated train / validation / test splits out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from train.config import DataConfig, SplitConfig
 from train._files import sha256_file
+from train.config import DataConfig, DedupConfig, SplitConfig
 from train.errors import NewsclfError
-from train.paths import corpus_path
+from train.sources import describe, read_dataset
+
+SPLIT_NAMES = ("train", "validation", "test")
 
 
 class DataError(NewsclfError):
@@ -39,60 +44,132 @@ class Articles:
         return self.subset([i for i, tone in enumerate(self.tones) if tone is not None])
 
 
+@dataclass
+class LoadReport:
+    """What loading did to the rows: skipped, dropped by label, removed as duplicates."""
+
+    source: str
+    fingerprint: str = ""
+    rows: int = 0
+    skipped_empty: int = 0
+    dropped_by_label: dict[str, int] = field(default_factory=dict)
+    duplicates_removed: int = 0
+    duplicate_groups: list[dict[str, Any]] = field(default_factory=list)
+    conflicting_groups: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation and test articles, and where they came from."""
+    """Train, validation and test articles, where they came from, and what loading did."""
 
     train: Articles
     validation: Articles
     test: Articles
-    source: Path
-    fingerprint: str
-    skipped_empty: int
+    report: LoadReport
+    has_tone: bool
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per label and split, text lengths and date ranges: the data summary artifact."""
+        summary: dict[str, Any] = {
+            "source": self.report.source,
+            "fingerprint": self.report.fingerprint,
+            "rows_read": self.report.rows,
+            "skipped_empty_text": self.report.skipped_empty,
+            "dropped_by_label": self.report.dropped_by_label,
+            "duplicates_removed": self.report.duplicates_removed,
+            "duplicate_groups_with_conflicting_labels": len(self.report.conflicting_groups),
+            "splits": {},
+        }
+        for name in SPLIT_NAMES:
+            articles: Articles = getattr(self, name)
+            words = sorted(len(text.split()) for text in articles.texts)
+            dates = sorted(d for d in articles.dates if d)
+            summary["splits"][name] = {
+                "articles": len(articles),
+                "topics": dict(sorted(Counter(articles.topics).items())),
+                "tones": dict(sorted(Counter(t or "none" for t in articles.tones).items())),
+                "words": {q: words[int(p * (len(words) - 1))] for q, p in (("min", 0), ("p10", 0.1), ("median", 0.5), ("p90", 0.9), ("max", 1))} if words else {},
+                "dates": {"first": dates[0], "last": dates[-1]} if dates else None,
+            }
+        return summary
 
 
-def resolve_source(config: DataConfig) -> Path:
-    """The data file a config points at: the shipped corpus or a user path."""
-    path = corpus_path() if config.source == "corpus" else Path(config.source).expanduser()
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}; pass --data with the path of a JSON Lines file")
-    return path
+def load_articles(config: DataConfig, split_column: str = "") -> tuple[Articles, LoadReport, list[str] | None]:
+    """Read, map and validate labelled articles.
 
-
-def load_articles(config: DataConfig) -> tuple[Articles, Path, int]:
-    """Read and validate labelled articles; returns them, the file, and how many empty rows were skipped."""
-    path = resolve_source(config)
-    dataset = _read_json_lines(path)
+    Returns the articles, a report of skipped and dropped rows, and the values of
+    ``split_column`` for each kept article (None when no split column is asked for).
+    """
+    where = describe(config.source)
+    dataset = read_dataset(config.source, config.format, config.split_name)
     columns = set(dataset.column_names)
-    for required in (config.text_column, config.topic_column):
-        if required not in columns:
-            raise DataError(f"{path}: column {required!r} not found; the file has {sorted(columns)}")
+    required = [("data.text_column", config.text_column), ("data.topic_column", config.topic_column)]
+    if config.tone_column:
+        required.append(("data.tone_column", config.tone_column))
+    if split_column:
+        required.append(("split.column", split_column))
+    for key, name in required:
+        if name not in columns:
+            hint = '; set data.tone_column = "" if the data has no tone' if key == "data.tone_column" else ""
+            raise DataError(f"{where}: column {name!r} ({key}) not found; the data has {sorted(columns)}{hint}")
 
     def column(name: str) -> list:
-        return dataset[name] if name in columns else [None] * len(dataset)
+        return dataset[name] if name and name in columns else [None] * len(dataset)
 
     ids = [str(i) if i is not None else f"row-{n + 1}" for n, i in enumerate(column(config.id_column))]
-    titles, bodies = column(config.title_column), dataset[config.text_column]
-    topics, tones, dates = dataset[config.topic_column], column(config.tone_column), column(config.date_column)
+    rows = zip(
+        ids,
+        column(config.title_column),
+        dataset[config.text_column],
+        dataset[config.topic_column],
+        column(config.tone_column),
+        column(config.date_column),
+        column(split_column),
+    )
+    path = Path(where)
+    # A file's own bytes are the stable identity; for folders and the hub, datasets' fingerprint.
+    fingerprint = sha256_file(path) if path.is_file() else dataset._fingerprint
+    report = LoadReport(source=where, fingerprint=fingerprint, rows=len(dataset))
+    dropped: Counter = Counter()
     kept = Articles([], [], [], [], [])
-    skipped = 0
-    rows = zip(ids, titles, bodies, topics, tones, dates)
-    for row, (item_id, title, body, topic, tone, date) in enumerate(rows, start=1):
+    split_values: list[str] = []
+    for row, (item_id, title, body, raw_topic, raw_tone, date, split_value) in enumerate(rows, start=1):
         text = "\n\n".join(part.strip() for part in (title, body) if isinstance(part, str) and part.strip())
         if not text:
-            skipped += 1
+            report.skipped_empty += 1
             continue
-        where = f"{path}: row {row} (id {item_id})"
-        if topic not in config.topic_labels:
-            raise DataError(f"{where}: topic {topic!r} is not in data.topic_labels; fix the row or add the label to the experiment")
-        if tone is not None and tone not in config.tone_labels:
-            raise DataError(f"{where}: tone {tone!r} is not in data.tone_labels or null; fix the row or add the label")
-        columns = (kept.ids, kept.texts, kept.topics, kept.tones, kept.dates)
-        for values, value in zip(columns, (item_id, text, topic, tone, None if date is None else str(date))):
+        label = f"{where}: row {row} (id {item_id})"
+        topic = _map_label(raw_topic, "topic", config.topic_map, config.topic_drop, config.topic_labels, label)
+        if topic is None:
+            dropped[str(raw_topic)] += 1
+            continue
+        tone = _map_label(raw_tone, "tone", config.tone_map, config.tone_drop, config.tone_labels, label)
+        columns_out = (kept.ids, kept.texts, kept.topics, kept.tones, kept.dates)
+        for values, value in zip(columns_out, (item_id, text, topic, tone, _iso_date(date))):
             values.append(value)
+        split_values.append(split_value)
+    report.dropped_by_label = dict(sorted(dropped.items()))
     if not kept:
-        raise DataError(f"{path}: no articles with text; the file is empty or every {config.text_column!r} is blank")
-    return kept, path, skipped
+        raise DataError(
+            f"{where}: no articles left; the data is empty, every {config.text_column!r} is blank, or every label is dropped"
+        )
+    return kept, report, (split_values if split_column else None)
+
+
+def load_splits(data: DataConfig, split: SplitConfig, dedup: DedupConfig, seed: int) -> Splits:
+    """Load, map, validate, de-duplicate and split the configured data."""
+    articles, report, split_values = load_articles(data, split.column if split.mode == "column" else "")
+    if dedup.enabled:
+        keep = _deduplicate(articles, dedup, report)
+        articles = articles.subset(keep)
+        split_values = None if split_values is None else [split_values[i] for i in keep]
+    if split.mode == "temporal":
+        train, validation, test = _split_by_date(articles, split, report.source)
+    elif split.mode == "column":
+        train, validation, test = _split_by_column(articles, split_values, split.column, report.source)
+    else:
+        train, validation, test = split_articles(articles, split, seed)
+    return Splits(train, validation, test, report, has_tone=bool(data.tone_column))
 
 
 def split_articles(articles: Articles, config: SplitConfig, seed: int) -> tuple[Articles, Articles, Articles]:
@@ -112,20 +189,74 @@ def split_articles(articles: Articles, config: SplitConfig, seed: int) -> tuple[
     return articles.subset(train_idx), articles.subset(val_idx), articles.subset(test_idx)
 
 
-def load_splits(data: DataConfig, split: SplitConfig, seed: int) -> Splits:
-    """Load, validate and split the configured data."""
-    articles, path, skipped = load_articles(data)
-    train, validation, test = split_articles(articles, split, seed)
-    return Splits(train, validation, test, path, sha256_file(path), skipped)
+def _split_by_date(articles: Articles, config: SplitConfig, where: str) -> tuple[Articles, Articles, Articles]:
+    parts: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
+    for i, (item_id, raw) in enumerate(zip(articles.ids, articles.dates)):
+        try:
+            day = datetime.date.fromisoformat(str(raw)[:10]).isoformat()
+        except ValueError:
+            raise DataError(f"{where}: id {item_id}: date {raw!r} is not an ISO date (YYYY-MM-DD); a temporal split needs one on every row") from None
+        name = "train" if day <= config.train_until else "validation" if day <= config.validation_until else "test"
+        parts[name].append(i)
+    if not parts["train"] or not parts["validation"]:
+        raise DataError(
+            f"{where}: a temporal split at {config.train_until} / {config.validation_until} leaves "
+            f"{len(parts['train'])} train and {len(parts['validation'])} validation articles; move the cut-offs"
+        )
+    return tuple(articles.subset(parts[name]) for name in SPLIT_NAMES)
 
 
-def _read_json_lines(path: Path):
-    import datasets
+def _split_by_column(articles: Articles, values: list, column: str, where: str) -> tuple[Articles, Articles, Articles]:
+    parts: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
+    for i, (item_id, value) in enumerate(zip(articles.ids, values)):
+        if value not in parts:
+            raise DataError(f"{where}: id {item_id}: {column} is {value!r}; it must be one of {list(SPLIT_NAMES)}")
+        parts[value].append(i)
+    if not parts["train"] or not parts["validation"]:
+        raise DataError(f"{where}: column {column!r} must mark at least one train and one validation article")
+    return tuple(articles.subset(parts[name]) for name in SPLIT_NAMES)
 
-    datasets.disable_progress_bars()
-    try:
-        return datasets.load_dataset("json", data_files=str(path), split="train")
-    except Exception as exc:  # datasets wraps parse errors in several exception types
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: cannot read as JSON Lines ({reason})") from None
 
+def _deduplicate(articles: Articles, config: DedupConfig, report: LoadReport) -> list[int]:
+    """Indices to keep; records the removed copies, a sample of groups and label conflicts in ``report``."""
+    from train.dedup import find_duplicates
+
+    found = find_duplicates(articles.texts, threshold=config.near_threshold, shingle_size=config.shingle_size)
+    report.duplicates_removed = found.removed
+    for group in found.groups:
+        entry = {
+            "exact": group.exact,
+            "ids": [articles.ids[i] for i in group.indices],
+            "topics": [articles.topics[i] for i in group.indices],
+            "tones": [articles.tones[i] for i in group.indices],
+            "first_text": articles.texts[group.indices[0]][:200],
+        }
+        report.duplicate_groups.append(entry)
+        if len(set(entry["topics"])) > 1 or len(set(entry["tones"])) > 1:
+            report.conflicting_groups.append(entry)
+    return found.keep
+
+
+def _iso_date(value: Any) -> str | None:
+    """Dates as ISO strings; datasets parses ISO dates in JSON into datetimes at midnight."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date().isoformat()
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _map_label(
+    value: Any, task: str, mapping: dict[str, str], drop: tuple[str, ...], allowed: tuple[str, ...], where: str
+) -> str | None:
+    if value is None or value == "":
+        if task == "topic":
+            raise DataError(f"{where}: no topic; every article needs one")
+        return None
+    value = str(value)
+    if value in drop:
+        return None
+    value = mapping.get(value, value)
+    if value not in allowed:
+        raise DataError(f"{where}: {task} {value!r} is not in data.{task}_labels or data.{task}_map; map, drop or fix it")
+    return value

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,14 @@ import numpy as np
 import sklearn
 from sklearn.metrics import f1_score
 
-from train.config import ExperimentConfig, flatten
+from train.config import DataConfig, ExperimentConfig, flatten
 from train.data import Articles, DataError, Splits, load_splits
 from train.errors import NewsclfError
 from train.evaluate import confusion_figure, report_text, task_metrics, top_terms
 from train.model import NewsClassifier
 from train.paths import PACKAGE_DIR
 from train.pipeline import build_pipeline
+from train.sources import describe, detect_format, parse_hub
 
 MODEL_ARTIFACT = "model"
 # What a logged model needs at load time; nothing else of this project is bundled.
@@ -55,13 +55,16 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
 
     clock = _Clock(progress)
     clock.step("loading data")
-    splits = load_splits(config.data, config.split, config.seed)
+    splits = load_splits(config.data, config.split, config.dedup, config.seed)
     tone_train = splits.train.with_tone()
     _require_two_classes("topic", splits.train.topics)
-    _require_two_classes("tone", tone_train.tones)
+    if splits.has_tone:
+        _require_two_classes("tone", tone_train.tones)
+    report = splits.report
     clock.step(
         f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test articles "
-        f"({len(tone_train)} train articles carry a tone)"
+        f"({len(tone_train)} train articles carry a tone); {report.duplicates_removed} duplicates removed, "
+        f"{report.skipped_empty} empty rows skipped, {sum(report.dropped_by_label.values())} dropped by label"
     )
 
     _connect(tracking_uri)
@@ -69,15 +72,15 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
     mlflow.set_experiment(config.tracking.experiment)
     with mlflow.start_run(run_name=config.name) as run:
         mlflow.log_params(flatten(config))
-        mlflow.set_tags({"git_commit": _git_commit(), "data_fingerprint": splits.fingerprint, "data_source": str(splits.source)})
-        if splits.skipped_empty:
-            mlflow.log_metric("data_skipped_empty_rows", splits.skipped_empty)
-        _log_datasets(splits)
+        mlflow.set_tags({"git_commit": _git_commit(), "data_fingerprint": report.fingerprint, "data_source": report.source})
+        _log_data_report(splits, config.data)
 
         clock.step(f"fitting topic model on {len(splits.train)} articles")
         topic = build_pipeline(config.features, config.topic, config.seed).fit(splits.train.texts, splits.train.topics)
-        clock.step(f"fitting tone model on {len(tone_train)} articles")
-        tone = build_pipeline(config.features, config.tone, config.seed).fit(tone_train.texts, tone_train.tones)
+        tone = None
+        if splits.has_tone:
+            clock.step(f"fitting tone model on {len(tone_train)} articles")
+            tone = build_pipeline(config.features, config.tone, config.seed).fit(tone_train.texts, tone_train.tones)
         model = NewsClassifier(topic, tone, metadata={"experiment": config.name, "run_id": run.info.run_id})
 
         clock.step("evaluating on validation and test")
@@ -129,19 +132,51 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _log_datasets(splits: Splits) -> None:
+def _dataset_source(data: DataConfig):
+    """Where the data came from, as the Hugging Face load call that read it."""
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    fmt = detect_format(data.source, data.format)
+    if fmt == "hub":
+        name, revision = parse_hub(data.source)
+        return HuggingFaceDatasetSource(path=name, revision=revision, split=data.split_name)
+    if fmt == "disk":
+        return HuggingFaceDatasetSource(path=describe(data.source), split=data.split_name)
+    return HuggingFaceDatasetSource(path=fmt, data_files=describe(data.source), split="train")
+
+
+def _log_data_report(splits: Splits, data: DataConfig) -> None:
+    """Dataset inputs per split, the data summary, and what de-duplication removed."""
     import mlflow
     import pandas as pd
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-    with warnings.catch_warnings():
-        # MLflow registers its local-file source class twice and warns that the path is ambiguous.
-        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
-        source = resolve_dataset_source(str(splits.source))
+    report = splits.report
+    source = _dataset_source(data)
+    stem = Path(report.source).stem
     for context, articles in (("training", splits.train), ("validation", splits.validation), ("test", splits.test)):
-        frame = pd.DataFrame({"id": articles.ids, "text": articles.texts, "topic": articles.topics, "tone": articles.tones})
-        dataset = mlflow.data.from_pandas(frame, source=source, name=f"{splits.source.stem}-{context}", targets="topic")
+        if not len(articles):
+            continue
+        frame = pd.DataFrame({"id": articles.ids, "text": articles.texts, "topic": articles.topics, "tone": articles.tones, "date": articles.dates})
+        dataset = mlflow.data.from_pandas(frame, source=source, name=f"{stem}-{context}", targets="topic")
         mlflow.log_input(dataset, context=context)
+    mlflow.log_dict(splits.summary(), "data/summary.json")
+    mlflow.log_dict(
+        {
+            "removed": report.duplicates_removed,
+            "groups": len(report.duplicate_groups),
+            "groups_with_conflicting_labels": report.conflicting_groups,
+            "sample_groups": report.duplicate_groups[:50],
+        },
+        "data/duplicates.json",
+    )
+    mlflow.log_metrics(
+        {
+            "data_rows_read": report.rows,
+            "data_skipped_empty_rows": report.skipped_empty,
+            "data_dropped_by_label": sum(report.dropped_by_label.values()),
+            "data_duplicates_removed": report.duplicates_removed,
+        }
+    )
 
 
 def _evaluate_and_log(model: NewsClassifier, splits: Splits) -> dict[str, float]:

@@ -73,3 +73,28 @@ def test_flatten_gives_dotted_keys_and_plain_values():
     assert flat["topic.kind"] == "logistic_regression"
     assert flat["name"] == "x"
     assert all(not isinstance(value, (tuple, dict)) for value in flat.values())
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("[data.topic_map]\ntech = 'technology'\n", r"topic_map maps to \['technology'\]"),
+        ("[data]\ntopic_map = 3\n", "data.topic_map must be a table"),
+        ("[data]\nformat = 'xml'\n", "format must be one of"),
+        ("[split]\nmode = 'temporal'\ntrain_until = '2016'\n", "train_until must be an ISO date"),
+        ("[split]\nmode = 'temporal'\ntrain_until = '2017-01-01'\nvalidation_until = '2016-01-01'\n", "validation_until must come after"),
+        ("[split]\nmode = 'random'\n", "mode must be one of"),
+        ("[dedup]\nnear_threshold = 0\n", "near_threshold must be"),
+    ],
+)
+def test_data_split_and_dedup_sections_are_validated(tmp_path, toml, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_label_maps_load_and_flatten():
+    config = config_from_dict({"name": "x", "data": {"topic_map": {"tech": "science_technology"}, "topic_drop": ["World"]}})
+    assert config.data.topic_map == {"tech": "science_technology"} and config.data.topic_drop == ("World",)
+    assert flatten(config)["data.topic_map.tech"] == "science_technology"

@@ -1,5 +1,7 @@
 """Training against a throwaway SQLite MLflow store."""
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
@@ -93,3 +95,16 @@ def test_unreachable_tracking_server_is_a_clear_error(small_corpus, monkeypatch)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with pytest.raises(NewsclfError, match=r"tracking store http://127.0.0.1:9 is unreachable"):
         train(small_config(small_corpus), "http://127.0.0.1:9")
+
+
+def test_data_without_tone_trains_topic_only_and_logs_the_data_report(tmp_path, small_corpus, tracking_uri):
+    rows = [{k: v for k, v in row.items() if k != "tone"} for row in map(__import__("json").loads, small_corpus.read_text().splitlines())]
+    rows.append(dict(rows[0], id="syndicated-copy"))
+    config = small_config(write_jsonl(tmp_path / "no_tone.jsonl", rows), data={"tone_column": ""})
+    result = train(config, tracking_uri)
+    assert load_model(f"models:/test-model/{result.version}", tracking_uri=tracking_uri).tasks == ["topic"]
+    assert not any("tone" in name for name in result.metrics)
+    run = _client(tracking_uri).get_run(result.run_id)
+    assert run.data.metrics["data_duplicates_removed"] == 1
+    summary = __import__("json").loads(Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data/summary.json", tracking_uri=tracking_uri)).read_text())
+    assert summary["duplicates_removed"] == 1 and set(summary["splits"]) == {"train", "validation", "test"}
