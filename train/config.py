@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import tomllib
 import types
 import typing
@@ -166,6 +168,26 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    """Hyperparameter search: every combination of ``grid`` values is a candidate, fitted on
+    train and scored on validation (mean macro-F1 of the tasks) as a nested MLflow run.
+
+    ``grid`` maps dotted config keys to lists of values, e.g. ``"topic.C" = [3, 10, 30]``.
+    With ``refit``, the best candidate is refitted on train + validation before registering.
+    """
+
+    grid: dict[str, list] = field(default_factory=dict)
+    refit: bool = False
+
+    def __post_init__(self):
+        for key, values in self.grid.items():
+            if key.split(".")[0] in ("search", "name", "tracking"):
+                raise ValueError(f"grid key {key!r} cannot be searched")
+            if not values:
+                raise ValueError(f"grid key {key!r} needs at least one value")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything one training run needs; library code takes this, never CLI arguments."""
 
@@ -179,6 +201,7 @@ class ExperimentConfig:
     topic: ClassifierConfig = field(default_factory=ClassifierConfig)
     tone: ClassifierConfig = field(default_factory=ClassifierConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
 
 def load_config(experiment: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
@@ -212,7 +235,43 @@ def resolve_experiment(experiment: str | Path) -> Path:
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a plain mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
-    return _build(ExperimentConfig, raw, source, prefix="")
+    config = _build(ExperimentConfig, raw, source, prefix="")
+    search_candidates(config, source)  # every candidate must be a valid experiment too
+    return config
+
+
+def search_candidates(config: ExperimentConfig, source: str = "config") -> list[tuple[dict[str, Any], ExperimentConfig]]:
+    """Each combination of the search grid as ``(overrides, config)``; just the config when no grid."""
+    grid = config.search.grid
+    if not grid:
+        return [({}, config)]
+    base = to_dict(config)
+    base.pop("search")
+    candidates = []
+    for values in itertools.product(*grid.values()):
+        overrides = dict(zip(grid, values))
+        raw = copy.deepcopy(base)
+        for key, value in overrides.items():
+            _set_dotted(raw, key, value, Path(source))
+        candidates.append((overrides, _build(ExperimentConfig, raw, f"{source} (search.grid)", prefix="")))
+    return candidates
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config as the plain mapping it was loaded from (lists, not tuples; None left out, as TOML has no null)."""
+    plain: dict[str, Any] = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if value is None:
+            continue
+        if dataclasses.is_dataclass(value):
+            value = to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict):
+            value = copy.deepcopy(value)
+        plain[item.name] = value
+    return plain
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -286,8 +345,13 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         raise ConfigError(f"{source}: {key} must be {' or '.join(_name(o) for o in options)}, got {value!r}")
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key} must be a table of label = label, got {value!r}")
-        return {str(k): _coerce(str, v, source, f"{key}.{k}") for k, v in value.items()}
+            raise ConfigError(f"{source}: {key} must be a table, got {value!r}")
+        value_type = typing.get_args(hint)[1]
+        return {str(k): _coerce(value_type, v, source, f"{key}.{k}") for k, v in value.items()}
+    if hint is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return value
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, list):

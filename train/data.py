@@ -36,12 +36,18 @@ class Articles:
 
     def subset(self, indices) -> "Articles":
         """The articles at ``indices``, in that order."""
-        columns = (self.ids, self.texts, self.topics, self.tones, self.dates)
-        return Articles(*([column[i] for i in indices] for column in columns))
+        return Articles(*([column[i] for i in indices] for column in self._columns()))
 
     def with_tone(self) -> "Articles":
         """Only the articles that carry a tone label."""
         return self.subset([i for i, tone in enumerate(self.tones) if tone is not None])
+
+    def concat(self, other: "Articles") -> "Articles":
+        """These articles followed by ``other``'s."""
+        return Articles(*(mine + theirs for mine, theirs in zip(self._columns(), other._columns())))
+
+    def _columns(self) -> tuple[list, ...]:
+        return (self.ids, self.texts, self.topics, self.tones, self.dates)
 
 
 @dataclass
@@ -144,8 +150,7 @@ def load_articles(config: DataConfig, split_column: str = "") -> tuple[Articles,
             dropped[str(raw_topic)] += 1
             continue
         tone = _map_label(raw_tone, "tone", config.tone_map, config.tone_drop, config.tone_labels, label)
-        columns_out = (kept.ids, kept.texts, kept.topics, kept.tones, kept.dates)
-        for values, value in zip(columns_out, (item_id, text, topic, tone, _iso_date(date))):
+        for values, value in zip(kept._columns(), (item_id, text, topic, tone, _iso_date(date))):
             values.append(value)
         split_values.append(split_value)
     report.dropped_by_label = dict(sorted(dropped.items()))

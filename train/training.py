@@ -15,7 +15,7 @@ import numpy as np
 import sklearn
 from sklearn.metrics import f1_score
 
-from train.config import DataConfig, ExperimentConfig, flatten
+from train.config import DataConfig, ExperimentConfig, flatten, search_candidates
 from train.data import Articles, DataError, Splits, load_splits
 from train.errors import NewsclfError
 from train.evaluate import confusion_figure, report_text, task_metrics, top_terms
@@ -53,6 +53,7 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
     """
     import mlflow
 
+    refit = config.search.refit
     clock = _Clock(progress)
     clock.step("loading data")
     splits = load_splits(config.data, config.split, config.dedup, config.seed)
@@ -75,23 +76,59 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
         mlflow.set_tags({"git_commit": _git_commit(), "data_fingerprint": report.fingerprint, "data_source": report.source})
         _log_data_report(splits, config.data)
 
-        clock.step(f"fitting topic model on {len(splits.train)} articles")
-        topic = build_pipeline(config.features, config.topic, config.seed).fit(splits.train.texts, splits.train.topics)
-        tone = None
-        if splits.has_tone:
-            clock.step(f"fitting tone model on {len(tone_train)} articles")
-            tone = build_pipeline(config.features, config.tone, config.seed).fit(tone_train.texts, tone_train.tones)
-        model = NewsClassifier(topic, tone, metadata={"experiment": config.name, "run_id": run.info.run_id})
-
+        if config.search.grid:
+            config = _search(config, splits, clock)
+        metadata = {"experiment": config.name, "run_id": run.info.run_id}
+        model = _fit(config, splits.train, splits.has_tone, clock, metadata)
         clock.step("evaluating on validation and test")
-        metrics = _evaluate_and_log(model, splits)
+        scored = model  # validation scores and promotion judge the model that never saw validation
+        if refit:
+            metrics = _evaluate_and_log(model, {"validation": splits.validation})
+            clock.step("refitting the best candidate on train + validation")
+            model = _fit(config, splits.train.concat(splits.validation), splits.has_tone, clock, metadata | {"refit": True})
+            metrics |= _evaluate_and_log(model, {"test": splits.test})
+        else:
+            metrics = _evaluate_and_log(model, {"validation": splits.validation, "test": splits.test})
         clock.step("logging the model")
         info = _log_model(model, splits.validation.texts[:2])
         clock.step(f"registering {config.tracking.registered_model}")
-        version, promoted = _register(info.model_uri, model, splits.validation, config)
+        version, promoted = _register(info.model_uri, scored, splits.validation, config)
         mlflow.set_tags({"registered_version": version, "promoted": str(promoted).lower()})
     clock.step(f"done: {config.tracking.registered_model} version {version}" + (f" is now @{config.tracking.champion_alias}" if promoted else ""))
     return TrainResult(run.info.run_id, config.tracking.registered_model, version, promoted, metrics)
+
+
+def _fit(config: ExperimentConfig, articles: Articles, has_tone: bool, clock: "_Clock", metadata: dict) -> NewsClassifier:
+    clock.step(f"fitting topic model on {len(articles)} articles")
+    topic = build_pipeline(config.features, config.topic, config.seed).fit(articles.texts, articles.topics)
+    tone = None
+    if has_tone:
+        toned = articles.with_tone()
+        clock.step(f"fitting tone model on {len(toned)} articles")
+        tone = build_pipeline(config.features, config.tone, config.seed).fit(toned.texts, toned.tones)
+    return NewsClassifier(topic, tone, metadata=metadata)
+
+
+def _search(config: ExperimentConfig, splits: Splits, clock: "_Clock") -> ExperimentConfig:
+    """Fit every grid candidate on train, score it on validation in a nested run; return the best."""
+    import mlflow
+
+    candidates = search_candidates(config)
+    best_score, best = -1.0, candidates[0]
+    for number, (overrides, candidate) in enumerate(candidates, start=1):
+        clock.step(f"search candidate {number}/{len(candidates)}: {overrides}")
+        with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
+            mlflow.log_params(overrides)
+            model = _fit(candidate, splits.train, splits.has_tone, _Clock(lambda message: None), {})
+            scores = validation_scores(model, splits.validation)
+            score = float(np.mean(list(scores.values())))
+            mlflow.log_metrics({f"validation_{task}_macro_f1": value for task, value in scores.items()} | {"validation_score": score})
+        if score > best_score:
+            best_score, best = score, (overrides, candidate)
+    mlflow.log_params({f"search.best.{key}": value for key, value in best[0].items()})
+    mlflow.log_metric("search_best_validation_score", best_score)
+    clock.step(f"best candidate: {best[0]} (validation score {best_score:.4f})")
+    return best[1]
 
 
 class _Clock:
@@ -179,7 +216,8 @@ def _log_data_report(splits: Splits, data: DataConfig) -> None:
     )
 
 
-def _evaluate_and_log(model: NewsClassifier, splits: Splits) -> dict[str, float]:
+def _evaluate_and_log(model: NewsClassifier, parts: dict[str, Articles]) -> dict[str, float]:
+    """Metrics and report artifacts of ``model`` on each named split; top terms of the model."""
     import matplotlib.pyplot as plt
     import mlflow
 
@@ -187,7 +225,7 @@ def _evaluate_and_log(model: NewsClassifier, splits: Splits) -> dict[str, float]
     for task in model.tasks:
         labels = model.labels(task)
         mlflow.log_dict({label: terms for label, terms in top_terms(model.pipelines[task]).items()}, f"{task}/top_terms.json")
-        for split_name, articles in (("validation", splits.validation), ("test", splits.test)):
+        for split_name, articles in parts.items():
             scored = articles.with_tone() if task == "tone" else articles
             if not len(scored):
                 continue
@@ -276,14 +314,19 @@ def _current_champion(client, name: str, alias: str):
         return None
 
 
-def selection_score(model: NewsClassifier, validation: Articles) -> float:
-    """Mean macro-F1 over the tasks, on validation articles: the number promotion compares."""
-    scores = []
-    for task in ("topic", "tone"):
+def validation_scores(model: NewsClassifier, validation: Articles) -> dict[str, float]:
+    """Macro-F1 per task on validation articles (tone on those that carry one)."""
+    scores = {}
+    for task in model.tasks:
         scored = validation.with_tone() if task == "tone" else validation
-        if task not in model.tasks or not len(scored):
+        if not len(scored):
             continue
         y_true = scored.tones if task == "tone" else scored.topics
-        predicted = [row[task] for row in model.predict(scored.texts)]
-        scores.append(f1_score(y_true, predicted, labels=sorted(set(y_true)), average="macro", zero_division=0))
-    return float(np.mean(scores))
+        predicted = model.pipelines[task].predict(scored.texts)
+        scores[task] = float(f1_score(y_true, predicted, labels=sorted(set(y_true)), average="macro", zero_division=0))
+    return scores
+
+
+def selection_score(model: NewsClassifier, validation: Articles) -> float:
+    """Mean macro-F1 over the tasks, on validation articles: the number promotion compares."""
+    return float(np.mean(list(validation_scores(model, validation).values())))

@@ -108,3 +108,17 @@ def test_data_without_tone_trains_topic_only_and_logs_the_data_report(tmp_path, 
     assert run.data.metrics["data_duplicates_removed"] == 1
     summary = __import__("json").loads(Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data/summary.json", tracking_uri=tracking_uri)).read_text())
     assert summary["duplicates_removed"] == 1 and set(summary["splits"]) == {"train", "validation", "test"}
+
+
+def test_search_logs_each_candidate_as_a_nested_run_and_refits_the_best(small_corpus, tracking_uri):
+    config = small_config(small_corpus, search={"grid": {"topic.C": [0.001, 20.0]}, "refit": True})
+    result = train(config, tracking_uri)
+    client = _client(tracking_uri)
+    parent = client.get_run(result.run_id)
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert sorted(run.data.params["topic.C"] for run in children) == ["0.001", "20.0"]
+    best = max(children, key=lambda run: run.data.metrics["validation_score"])
+    assert parent.data.params["search.best.topic.C"] == best.data.params["topic.C"] == "20.0"
+    assert parent.data.metrics["search_best_validation_score"] == best.data.metrics["validation_score"]
+    assert load_model(f"models:/test-model/{result.version}", tracking_uri=tracking_uri).metadata["refit"] is True
+    assert "validation_topic_macro_f1" in result.metrics and "test_topic_macro_f1" in result.metrics
