@@ -35,6 +35,17 @@ def test_experiment_by_path(tmp_path):
         ("[data]\ntone_labels = ['military']\n", "tone_labels must list at least two"),
         ("topic = 3\n", "topic must be a table"),
         ("[topic\n", "not valid TOML"),
+        ("[data.topic_map]\ntech = 'technology'\n", r"topic_map maps to \['technology'\]"),
+        ("[data]\ntopic_map = 3\n", "data.topic_map must be a table"),
+        ("[data]\nformat = 'xml'\n", "format must be one of"),
+        ("[split]\nmode = 'temporal'\ntrain_until = '2016'\n", "train_until must be an ISO date"),
+        ("[split]\nmode = 'temporal'\ntrain_until = '2017-01-01'\nvalidation_until = '2016-01-01'\n", "validation_until must come after"),
+        ("[split]\nmode = 'random'\n", "mode must be one of"),
+        ("[dedup]\nnear_threshold = 0\n", "near_threshold must be"),
+        ('[search.grid]\n"topic.CC" = [1]\n', r"\(search.grid\): unknown key 'topic.CC'"),
+        ('[search.grid]\n"topic.C" = [-1]\n', r"\(search.grid\): topic: C must be > 0"),
+        ('[search.grid]\n"topic.C" = []\n', "needs at least one value"),
+        ('[search.grid]\n"tracking.experiment" = ["x"]\n', "cannot be searched"),
     ],
 )
 def test_bad_files_name_the_key(tmp_path, toml, message):
@@ -73,25 +84,6 @@ def test_flatten_gives_dotted_keys_and_plain_values():
     assert flat["topic.kind"] == "logistic_regression"
     assert flat["name"] == "x"
     assert all(not isinstance(value, (tuple, dict)) for value in flat.values())
-
-
-@pytest.mark.parametrize(
-    "toml, message",
-    [
-        ("[data.topic_map]\ntech = 'technology'\n", r"topic_map maps to \['technology'\]"),
-        ("[data]\ntopic_map = 3\n", "data.topic_map must be a table"),
-        ("[data]\nformat = 'xml'\n", "format must be one of"),
-        ("[split]\nmode = 'temporal'\ntrain_until = '2016'\n", "train_until must be an ISO date"),
-        ("[split]\nmode = 'temporal'\ntrain_until = '2017-01-01'\nvalidation_until = '2016-01-01'\n", "validation_until must come after"),
-        ("[split]\nmode = 'random'\n", "mode must be one of"),
-        ("[dedup]\nnear_threshold = 0\n", "near_threshold must be"),
-    ],
-)
-def test_data_split_and_dedup_sections_are_validated(tmp_path, toml, message):
-    path = tmp_path / "bad.toml"
-    path.write_text(toml)
-    with pytest.raises(ConfigError, match=message):
-        load_config(path)
 
 
 def test_label_maps_load_and_flatten():
