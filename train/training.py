@@ -76,10 +76,12 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
         mlflow.set_tags({"git_commit": _git_commit(), "data_fingerprint": report.fingerprint, "data_source": report.source})
         _log_data_report(splits, config.data)
 
-        if config.search.grid:
-            config = _search(config, splits, clock)
         metadata = {"experiment": config.name, "run_id": run.info.run_id}
-        model = _fit(config, splits.train, splits.has_tone, clock, metadata)
+        if config.search.grid:
+            config, model = _search(config, splits, clock)
+            model.metadata.update(metadata)
+        else:
+            model = _fit(config, splits.train, splits.has_tone, clock, metadata)
         clock.step("evaluating on validation and test")
         scored = model  # validation scores and promotion judge the model that never saw validation
         if refit:
@@ -109,12 +111,12 @@ def _fit(config: ExperimentConfig, articles: Articles, has_tone: bool, clock: "_
     return NewsClassifier(topic, tone, metadata=metadata)
 
 
-def _search(config: ExperimentConfig, splits: Splits, clock: "_Clock") -> ExperimentConfig:
-    """Fit every grid candidate on train, score it on validation in a nested run; return the best."""
+def _search(config: ExperimentConfig, splits: Splits, clock: "_Clock") -> tuple[ExperimentConfig, NewsClassifier]:
+    """Fit every grid candidate on train, score it on validation in a nested run; return the best and its model."""
     import mlflow
 
     candidates = search_candidates(config)
-    best_score, best = -1.0, candidates[0]
+    best_score, best, best_model = -1.0, candidates[0], None
     for number, (overrides, candidate) in enumerate(candidates, start=1):
         clock.step(f"search candidate {number}/{len(candidates)}: {overrides}")
         with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
@@ -124,11 +126,11 @@ def _search(config: ExperimentConfig, splits: Splits, clock: "_Clock") -> Experi
             score = float(np.mean(list(scores.values())))
             mlflow.log_metrics({f"validation_{task}_macro_f1": value for task, value in scores.items()} | {"validation_score": score})
         if score > best_score:
-            best_score, best = score, (overrides, candidate)
+            best_score, best, best_model = score, (overrides, candidate), model
     mlflow.log_params({f"search.best.{key}": value for key, value in best[0].items()})
     mlflow.log_metric("search_best_validation_score", best_score)
     clock.step(f"best candidate: {best[0]} (validation score {best_score:.4f})")
-    return best[1]
+    return best[1], best_model
 
 
 class _Clock:
