@@ -67,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
             f"{name}: validation macro-F1 {result.metrics[f'validation_{name}_macro_f1']:.3f}, "
             f"test macro-F1 {result.metrics[f'test_{name}_macro_f1']:.3f}"
         )
-    status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept (not better on validation)"
+    status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept (not significantly better on validation)"
     print(f"registered {result.model_uri} (run {result.run_id}); {status}")
     return 0
 
