@@ -123,9 +123,9 @@ def _bench(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from train.bench import corpus_realism
+    from train.bench import corpus_realism, evaluation_speed
 
-    results = {"corpus_realism": corpus_realism(Path(args.data))}
+    results = {"corpus_realism": corpus_realism(Path(args.data)), "evaluation_speed": evaluation_speed(Path(args.data))}
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -133,6 +133,11 @@ def _bench(args: argparse.Namespace) -> int:
     print(
         f"corpus realism (train on the shipped corpus, score CEP 2017): topic macro-F1 {realism['topic_macro_f1']:.3f}, "
         f"tone macro-F1 {realism['tone_macro_f1']:.3f}; written to {output / 'results.json'}"
+    )
+    speed = results["evaluation_speed"]
+    print(
+        f"evaluating {speed['items']} CEP items: {speed['seconds_median']['evaluate']:.1f} s median of {speed['repeats']} "
+        f"(plain prediction {speed['seconds_median']['predict']:.1f} s, {speed['evaluate_over_predict']:.1f}x)"
     )
     return 0
 
