@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support
 
-from train.comparison import Comparison, compare_predictions, predicted_labels, task_truth
+from train.comparison import BETTER, WORSE, Comparison, compare_predictions, predicted_labels, task_truth
 from train.data import Articles
 from train.evaluate import (
     bootstrap_interval,
@@ -331,7 +331,7 @@ def report_markdown(evaluation: Evaluation) -> str:
     if evaluation.comparison is not None:
         lines += _comparison_lines(evaluation.comparison, context)
     for task, result in evaluation.tasks.items():
-        lines += _task_lines(result, evaluation.baseline_labels)
+        lines += _task_lines(result)
     lines += ["", "## How the numbers are made", "",
               "- Macro-F1 averages F1 over the labels that occur in the truth or the predictions (scikit-learn's default); "
               "weighted F1 weights each label by its support.",
@@ -346,7 +346,7 @@ def report_markdown(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def _task_lines(result: TaskEvaluation, baseline_labels: str) -> list[str]:
+def _task_lines(result: TaskEvaluation) -> list[str]:
     task, m = result.task, result.metrics
     lines = ["", f"## {task.capitalize()}", ""]
     if result.left_out:
@@ -416,7 +416,7 @@ def _comparison_lines(comparison: Comparison, context: dict[str, Any]) -> list[s
 
 
 def _verdict_phrase(verdict: str) -> str:
-    return {"better": "better than", "worse": "worse than"}.get(verdict, "not significantly different from")
+    return {BETTER: "better than", WORSE: "worse than"}.get(verdict, "not significantly different from")
 
 
 def _interval(low: float, high: float) -> str:
