@@ -7,7 +7,7 @@ TRACKING_URI ?= sqlite:///mlflow.db
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-slow bench ui clean
+.PHONY: help install train evaluate test test-slow bench ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ install: $(BIN)/newsclf ## create .venv and install the project with its test to
 
 train: $(BIN)/newsclf ## train and register both classifiers (EXPERIMENT=default, DATA=path optional)
 	$(BIN)/newsclf train --experiment $(EXPERIMENT) --tracking-uri $(TRACKING_URI) $(if $(DATA),--data $(DATA))
+
+evaluate: $(BIN)/newsclf ## judge a model (MODEL=champion, DATA=its test split, COMPARE=uri, OUTPUT=dir optional)
+	$(BIN)/newsclf evaluate --tracking-uri $(TRACKING_URI) $(if $(MODEL),--model $(MODEL)) $(if $(DATA),--data $(DATA)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(OUTPUT),--output $(OUTPUT))
 
 test: $(BIN)/newsclf ## run the fast tests
 	$(BIN)/pytest -q

@@ -70,3 +70,34 @@ def shared_path() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return SHARED
+
+
+def as_articles(items: list[dict]):
+    """Corpus rows as Articles, title and text joined as load_articles does."""
+    from train.data import Articles
+
+    return Articles(
+        [item["id"] for item in items], [item["title"] + "\n\n" + item["text"] for item in items],
+        [item["topic"] for item in items], [item["tone"] for item in items], [None] * len(items),
+    )
+
+
+def tiny_classifier(items: list[dict]):
+    """A NewsClassifier fitted in memory on ``items`` with word features only: fast, still real."""
+    from features.tfidf import FeatureConfig, NgramConfig
+    from train.config import ClassifierConfig
+    from train.model import NewsClassifier
+    from train.pipeline import build_pipeline
+
+    articles = as_articles(items)
+    features = FeatureConfig(char=NgramConfig(enabled=False))
+    toned = articles.with_tone()
+    topic = build_pipeline(features, ClassifierConfig(), seed=0).fit(articles.texts, articles.topics)
+    tone = build_pipeline(features, ClassifierConfig(), seed=0).fit(toned.texts, toned.tones)
+    return NewsClassifier(topic, tone, metadata={"experiment": "unit"})
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """Trained on 6 articles per topic of the shipped corpus."""
+    return tiny_classifier(corpus_slice(6))

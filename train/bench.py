@@ -51,3 +51,62 @@ def corpus_realism(data_dir: Path) -> dict[str, Any]:
         results[f"{task}_per_class_f1"] = dict(zip(sorted(set(y_test)), map(float, f1_score(y_test, predicted, labels=sorted(set(y_test)), average=None))))
     results["seconds"] = round(time.perf_counter() - started, 2)
     return results
+
+
+
+def evaluation_speed(data_dir: Path, items: int = 10_000, repeats: int = 3) -> dict[str, Any]:
+    """Wall time of offline evaluation on the latest ``items`` CEP items, median of ``repeats`` runs.
+
+    The model is the default experiment fitted on the shipped corpus and saved as a folder; the
+    CEP items are written in the corpus format to a temporary file; runs log into a temporary
+    MLflow store. Measured in the same run: plain prediction (the floor any evaluation pays) and
+    the report alone (computing and writing, no data loading, no MLflow), so ratios show the cost
+    evaluation adds.
+    """
+    import json
+    import statistics
+    import tempfile
+
+    from train.config import load_config
+    from train.evaluation_run import EvaluationRequest, evaluate
+    from train.model import NewsClassifier
+    from train.pipeline import build_pipeline
+    from train.report import evaluate_articles, write_report
+
+    cep = cep_articles(data_dir)
+    latest = cep.subset(range(max(0, len(cep) - items), len(cep)))
+    config = load_config("default")
+    corpus, _, _ = load_articles(config.data)
+    toned = corpus.with_tone()
+    model = NewsClassifier(
+        build_pipeline(config.features, config.topic, config.seed).fit(corpus.texts, corpus.topics),
+        build_pipeline(config.features, config.tone, config.seed).fit(toned.texts, toned.tones),
+    )
+    timings: dict[str, list[float]] = {"predict": [], "report": [], "evaluate": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, data = model.save(Path(tmp) / "model"), Path(tmp) / "cep-latest.jsonl"
+        with open(data, "w", encoding="utf-8") as handle:
+            for row in zip(latest.ids, latest.texts, latest.topics, latest.tones):
+                handle.write(json.dumps(dict(zip(("id", "text", "topic", "tone"), row))) + "\n")
+        for repeat in range(repeats):
+            started = time.perf_counter()
+            model.predict_proba(latest.texts)
+            timings["predict"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            write_report(evaluate_articles(model, latest), Path(tmp) / f"report-{repeat}")
+            timings["report"].append(time.perf_counter() - started)
+            request = EvaluationRequest(str(folder), data=str(data), output=Path(tmp) / f"evaluation-{repeat}")
+            started = time.perf_counter()
+            evaluate(request, f"sqlite:///{Path(tmp) / 'mlflow.db'}")
+            timings["evaluate"].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    return {
+        "items": len(latest),
+        "toned_items": sum(tone is not None for tone in latest.tones),
+        "repeats": repeats,
+        "bootstrap_resamples": 1000,
+        "seconds_median": {name: round(value, 2) for name, value in medians.items()},
+        "seconds_all": {name: [round(value, 2) for value in values] for name, values in timings.items()},
+        "report_over_predict": round(medians["report"] / medians["predict"], 2),
+        "evaluate_over_predict": round(medians["evaluate"] / medians["predict"], 2),
+    }

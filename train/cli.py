@@ -44,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="print only the result")
     train.set_defaults(handler=_train)
 
+    evaluate = commands.add_parser("evaluate", help="judge a model on labelled articles it has not seen: report folder and MLflow run")
+    evaluate.add_argument("--model", help="models:/name@alias, models:/name/version, runs:/id/model or a model folder "
+                          "(default: the default experiment's champion, models:/news-classifier@champion)")
+    evaluate.add_argument("--data", help="labelled JSON Lines file (default: the model's own test split, rebuilt from its training run)")
+    evaluate.add_argument("--output", help="report folder (default: reports/evaluation/<model>-v<version>)")
+    evaluate.add_argument("--compare", metavar="URI", help="reference model (e.g. the champion) to judge --model against on the same articles")
+    evaluate.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    evaluate.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the random baseline (default: 0)")
+    evaluate.add_argument("--quiet", action="store_true", help="print only the result")
+    evaluate.set_defaults(handler=_evaluate)
+
     bench = commands.add_parser("bench", help="score against the real labelled news in ../shared/data")
     bench.add_argument("--data", required=True, help="folder holding cep/, bbc/, agnews/ and cameo/ (e.g. ../shared/data)")
     bench.add_argument("--output", default="reports/bench", help="folder for the results (default: reports/bench)")
@@ -68,8 +80,43 @@ def _train(args: argparse.Namespace) -> int:
         scores = [f"{split} macro-F1 {result.metrics[key]:.3f}" for split in ("validation", "test") if (key := f"{split}_{task}_macro_f1") in result.metrics]
         if scores:
             print(f"{task}: " + ", ".join(scores))
-    status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept (not better on validation)"
+    status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept (not significantly better on validation)"
     print(f"registered {result.model_uri} (run {result.run_id}); {status}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from train.config import load_config
+    from train.evaluation_run import EvaluationRequest, evaluate
+    from train.report import ReportSettings
+
+    tracking = load_config("default").tracking
+    try:
+        settings = ReportSettings(resamples=args.resamples, seed=args.seed)
+    except ValueError as exc:
+        raise NewsclfError(f"--resamples: {exc}") from None
+    request = EvaluationRequest(
+        model=args.model or f"models:/{tracking.registered_model}@{tracking.champion_alias}",
+        data=os.path.abspath(args.data) if args.data else None,
+        output=Path(args.output) if args.output else None,
+        compare=args.compare,
+        settings=settings,
+    )
+    progress = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    result = evaluate(request, _tracking_uri(args.tracking_uri), progress)
+    m = result.metrics
+    for task in ("topic", "tone"):
+        if f"{task}_accuracy" in m:
+            print(
+                f"{task}: accuracy {m[f'{task}_accuracy']:.3f} [{m[f'{task}_accuracy_ci_low']:.3f}, {m[f'{task}_accuracy_ci_high']:.3f}], "
+                f"macro-F1 {m[f'{task}_macro_f1']:.3f} [{m[f'{task}_macro_f1_ci_low']:.3f}, {m[f'{task}_macro_f1_ci_high']:.3f}] "
+                f"on {int(m[f'{task}_items'])} articles"
+            )
+    if result.verdict:
+        print(f"compared with {args.compare}: {result.verdict}")
+    print(f"report: {result.report_dir / 'report.md'} (MLflow run {result.run_id})")
     return 0
 
 
@@ -77,9 +124,9 @@ def _bench(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from train.bench import corpus_realism
+    from train.bench import corpus_realism, evaluation_speed
 
-    results = {"corpus_realism": corpus_realism(Path(args.data))}
+    results = {"corpus_realism": corpus_realism(Path(args.data)), "evaluation_speed": evaluation_speed(Path(args.data))}
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -87,6 +134,11 @@ def _bench(args: argparse.Namespace) -> int:
     print(
         f"corpus realism (train on the shipped corpus, score CEP 2017): topic macro-F1 {realism['topic_macro_f1']:.3f}, "
         f"tone macro-F1 {realism['tone_macro_f1']:.3f}; written to {output / 'results.json'}"
+    )
+    speed = results["evaluation_speed"]
+    print(
+        f"evaluating {speed['items']} CEP items: {speed['seconds_median']['evaluate']:.1f} s median of {speed['repeats']} "
+        f"(plain prediction {speed['seconds_median']['predict']:.1f} s, {speed['evaluate_over_predict']:.1f}x)"
     )
     return 0
 

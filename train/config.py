@@ -281,7 +281,7 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
         value = getattr(config, item.name)
         key = f"{prefix}{item.name}"
         if isinstance(value, dict):
-            flat.update({f"{key}.{name}": item for name, item in value.items()} or {key: "{}"})
+            flat.update({f"{key}.{name}": item for name, item in value.items()})
         elif dataclasses.is_dataclass(value):
             flat.update(flatten(value, prefix=f"{key}."))
         else:
@@ -294,10 +294,13 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     key, sep, value = assignment.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {assignment!r} must look like section.key=value")
+    value = value.strip()
+    if value in ("True", "False"):  # Python's spelling, as MLflow shows logged params
+        return key.strip(), value == "True"
     try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
-        parsed = value.strip()
+        parsed = value
     return key.strip(), parsed
 
 

@@ -100,17 +100,18 @@ class Splits:
         return summary
 
 
-def load_articles(config: DataConfig, split_column: str = "") -> tuple[Articles, LoadReport, list[str] | None]:
+def load_articles(config: DataConfig, split_column: str = "", tone_optional: bool = False) -> tuple[Articles, LoadReport, list[str] | None]:
     """Read, map and validate labelled articles.
 
     Returns the articles, a report of skipped and dropped rows, and the values of
-    ``split_column`` for each kept article (None when no split column is asked for).
+    ``split_column`` for each kept article (None when no split column is asked for). With
+    ``tone_optional``, data without the tone column loads with no tones instead of failing.
     """
     where = describe(config.source)
     dataset = read_dataset(config.source, config.format, config.split_name)
     columns = set(dataset.column_names)
     required = [("data.text_column", config.text_column), ("data.topic_column", config.topic_column)]
-    if config.tone_column:
+    if config.tone_column and not (tone_optional and config.tone_column not in columns):
         required.append(("data.tone_column", config.tone_column))
     if split_column:
         required.append(("split.column", split_column))

@@ -14,6 +14,8 @@ _SHIPPED = PACKAGE_DIR / "_shipped"
 
 CORPUS_FILENAME = "news_corpus.jsonl"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# Generated reports, relative to the folder newsclf runs in (like mlflow.db).
+EVALUATION_REPORTS_DIR = Path("reports") / "evaluation"
 
 
 def _first_existing(*candidates: Path) -> Path:

@@ -12,6 +12,7 @@ HUB_PREFIX = "hub:"
 FORMATS = ("auto", "json", "csv", "parquet", "disk", "hub")
 _SUFFIXES = {".jsonl": "json", ".json": "json", ".ndjson": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _TEXT_FORMATS = ("json", "csv")
+_FORMAT_NAMES = {"json": "JSON Lines", "csv": "CSV", "parquet": "Parquet"}
 
 
 class SourceError(NewsclfError):
@@ -62,7 +63,7 @@ def read_dataset(source: str, fmt: str = "auto", split: str = "train"):
     try:
         return datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as exc:  # datasets wraps parser errors in several exception types
-        raise SourceError(f"{path}: cannot read as {fmt} ({_first_line(exc)})") from None
+        raise SourceError(f"{path}: cannot read as {_FORMAT_NAMES[fmt]} ({_first_line(_root_cause(exc))})") from None
 
 
 def parse_hub(source: str) -> tuple[str, str | None]:
@@ -105,6 +106,13 @@ def _check_utf8(path: Path) -> None:
                 ) from None
 
 
-def _first_line(exc: Exception) -> str:
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error: datasets reports parser failures as 'An error occurred while generating'."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -280,22 +280,25 @@ def _bundle_code(target: Path) -> list[Path]:
 
 
 def _register(model_uri: str, model: NewsClassifier, validation: Articles, config: ExperimentConfig) -> tuple[str, bool]:
-    """Register a new version; move the champion alias to it only if it scores higher."""
+    """Register a new version; move the champion alias to it only if it is significantly better
+    on the validation articles (train.comparison; the first version always becomes champion)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from train.comparison import BETTER, compare_models
     from train.loading import load_model
 
     name, alias = config.tracking.registered_model, config.tracking.champion_alias
     client = MlflowClient()
     score = selection_score(model, validation)
-    champion_score = None
+    promoted = True
     champion = _current_champion(client, name, alias)
     if champion is not None:
-        champion_score = selection_score(load_model(f"models:/{name}/{champion.version}"), validation)
-        mlflow.log_metric("champion_validation_score", champion_score)
+        comparison = compare_models(load_model(f"models:/{name}/{champion.version}"), model, validation, seed=config.seed)
+        mlflow.log_metrics(comparison.flat_metrics("promotion"))
+        mlflow.set_tag("promotion_verdict", comparison.verdict)
+        promoted = comparison.verdict == BETTER
     mlflow.log_metric("validation_score", score)
-    promoted = champion_score is None or score > champion_score
     version = mlflow.register_model(model_uri, name).version
     try:
         client.set_model_version_tag(name, version, "validation_score", f"{score:.6f}")

@@ -23,10 +23,13 @@ from train.cli import main
         (["train", "--set", "topic.C"], "must look like section.key=value"),
         (["train", "--set", "topic.alpha=1"], "unknown key 'topic.alpha'"),
         (["bench", "--data", "/no/such/dir"], "real data not found"),
+        (["evaluate", "--model", "models:/news-classifier@champion"], "model models:/news-classifier@champion not found"),
+        (["evaluate", "--model", "no-such-folder"], "is neither a folder nor an MLflow URI"),
+        (["evaluate", "--resamples", "10"], "--resamples: resamples must be >= 100"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
-    assert main(argv + (["--tracking-uri", f"sqlite:///{tmp_path}/m.db"] if argv[0] == "train" else [])) == 2
+    assert main(argv + (["--tracking-uri", f"sqlite:///{tmp_path}/m.db"] if argv[0] in ("train", "evaluate") else [])) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("newsclf: error: ") and message in errors[0]
 
@@ -64,3 +67,31 @@ def test_newsclf_train_end_to_end(tmp_path):
     assert model.metadata.signature.inputs.input_names() == ["text"]
     frame = model.predict(pd.DataFrame({"text": ["Troops shelled the border town overnight.", "The league title went to the final day."]}))
     assert len(frame) == 2 and set(frame["tone"]) <= {"military", "diplomatic"}
+
+
+@pytest.mark.slow
+def test_newsclf_evaluate_end_to_end(tmp_path):
+    """Train with the real command, then `newsclf evaluate` with no arguments and with --data and --compare."""
+    data = write_jsonl(tmp_path / "slice.jsonl", corpus_slice(12))
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", [item for item in corpus_slice(16) if item not in corpus_slice(12)])
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    newsclf = str(Path(sys.executable).with_name("newsclf"))
+
+    def run(*args):
+        result = subprocess.run([newsclf, *args], capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    run("train", "--data", str(data), "--quiet")
+    default = run("evaluate")
+    assert "topic: accuracy" in default.stdout and "evaluating on" in default.stderr
+    report = tmp_path / "reports" / "evaluation" / "news-classifier-v1"
+    assert (report / "report.md").is_file() and (report / "topic_reliability.png").stat().st_size > 5000
+    text = (report / "report.md").read_text()
+    assert "test split of" in text and "## Topic" in text and "## Tone" in text
+
+    compared = run("evaluate", "--model", "models:/news-classifier/1", "--data", str(held_out), "--compare",
+                   "models:/news-classifier@champion", "--output", "cmp", "--quiet")
+    assert "compared with models:/news-classifier@champion: no significant difference" in compared.stdout
+    assert compared.stderr.strip() == ""  # --quiet: no progress, no MLflow chatter
+    assert json.loads((tmp_path / "cmp" / "metrics.json").read_text())["comparison"]["verdict"] == "no significant difference"

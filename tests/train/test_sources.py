@@ -59,7 +59,7 @@ def test_an_unloadable_hub_dataset_is_a_clear_error(tmp_path):
         ("a.txt", b"text", "unknown format '.txt'"),
         ("a.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9"}\n', r"line 2 is not valid UTF-8 \(byte 14\)"),
         ("a.csv", b"text\n\xff\n", "line 2 is not valid UTF-8"),
-        ("a.parquet", b"not parquet", "cannot read as parquet"),
+        ("a.parquet", b"not parquet", "cannot read as Parquet \\(Parquet magic bytes not found"),
     ],
 )
 def test_bad_files_are_named_with_the_problem(tmp_path, name, content, message):

@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import small_config, write_jsonl
 from train import training
+from train.comparison import NO_DIFFERENCE, Comparison
 from train.data import DataError
 from train.errors import NewsclfError
 from train.loading import load_model
@@ -58,6 +59,9 @@ def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champio
     assert second.metrics == first.metrics
     assert second.version == "2" and not second.promoted
     assert str(_client(tracking_uri).get_model_version_by_alias("test-model", "champion").version) == "1"
+    run = _client(tracking_uri).get_run(second.run_id)
+    assert run.data.tags["promotion_verdict"] == "no significant difference"
+    assert run.data.metrics["promotion_difference"] == 0 and run.data.metrics["promotion_p_value"] == 1
 
 
 def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
@@ -65,6 +69,20 @@ def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
     assert train(weak, tracking_uri).promoted
     strong = train(small_config(small_corpus), tracking_uri)
     assert strong.promoted and _client(tracking_uri).get_model_version_by_alias("test-model", "champion").version == 2
+    run = _client(tracking_uri).get_run(strong.run_id)
+    assert run.data.tags["promotion_verdict"] == "better" and run.data.metrics["promotion_p_value"] < 0.05
+
+
+def test_promotion_follows_the_verdict_not_the_raw_score(small_corpus, tracking_uri, monkeypatch):
+    assert train(small_config(small_corpus), tracking_uri).promoted
+
+    def higher_but_not_significant(reference, candidate, articles, **kwargs):
+        return Comparison([], 0.80, 0.85, -0.02, 0.12, 0.3, 0.95, 1000, 13, NO_DIFFERENCE)
+
+    monkeypatch.setattr("train.comparison.compare_models", higher_but_not_significant)
+    second = train(small_config(small_corpus), tracking_uri)
+    assert not second.promoted
+    assert str(_client(tracking_uri).get_model_version_by_alias("test-model", "champion").version) == "1"
 
 
 def _assert_nothing_registered(tracking_uri):
