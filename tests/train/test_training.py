@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import small_config, write_jsonl
+from tests.conftest import corpus_slice, small_config, write_jsonl
 from train import training
 from train.comparison import NO_DIFFERENCE, Comparison
 from train.data import DataError
@@ -15,18 +15,21 @@ from train.loading import load_model
 from train.training import train
 
 
-@pytest.fixture
-def trained(small_corpus, tracking_uri):
-    config = small_config(small_corpus)
-    return config, train(config, tracking_uri)
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One training into one store, shared by the tests that only read it (and the tie test)."""
+    folder = tmp_path_factory.mktemp("shared")
+    config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return config, uri, train(config, uri)
 
 
 def _client(tracking_uri):
     return MlflowClient(tracking_uri)
 
 
-def test_first_version_is_registered_and_becomes_champion(trained, tracking_uri):
-    config, result = trained
+def test_first_version_is_registered_and_becomes_champion(shared_store):
+    config, tracking_uri, result = shared_store
     client = _client(tracking_uri)
     assert result.version == "1" and result.promoted
     assert str(client.get_model_version_by_alias("test-model", "champion").version) == "1"
@@ -42,8 +45,8 @@ def test_first_version_is_registered_and_becomes_champion(trained, tracking_uri)
     assert {"topic/confusion_matrix_test.png", "tone/top_terms.json", "topic/classification_report_validation.txt"} <= artifacts
 
 
-def test_registered_model_loads_and_predicts_through_every_route(trained, tracking_uri):
-    config, result = trained
+def test_registered_model_loads_and_predicts_through_every_route(shared_store):
+    config, tracking_uri, result = shared_store
     texts = ["Artillery struck the port as troops advanced.", "The foreign ministers signed a trade accord."]
     mlflow.set_tracking_uri(tracking_uri)
     ours = load_model("models:/test-model@champion").predict(texts)
@@ -53,8 +56,8 @@ def test_registered_model_loads_and_predicts_through_every_route(trained, tracki
     assert frame["p_tone_military"].tolist() == pytest.approx([row["tone_probabilities"]["military"] for row in ours])
 
 
-def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champion(trained, tracking_uri):
-    config, first = trained
+def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champion(shared_store):
+    config, tracking_uri, first = shared_store
     second = train(config, tracking_uri)
     assert second.metrics == first.metrics
     assert second.version == "2" and not second.promoted
