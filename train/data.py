@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,10 +163,13 @@ def load_articles(config: DataConfig, split_column: str = "", tone_optional: boo
     return kept, report, (split_values if split_column else None)
 
 
-def load_splits(data: DataConfig, split: SplitConfig, dedup: DedupConfig, seed: int) -> Splits:
+def load_splits(
+    data: DataConfig, split: SplitConfig, dedup: DedupConfig, seed: int, progress: Callable[[str], None] = lambda message: None
+) -> Splits:
     """Load, map, validate, de-duplicate and split the configured data."""
     articles, report, split_values = load_articles(data, split.column if split.mode == "column" else "")
     if dedup.enabled:
+        progress(f"looking for duplicates among {len(articles)} articles")
         keep = _deduplicate(articles, dedup, report)
         articles = articles.subset(keep)
         split_values = None if split_values is None else [split_values[i] for i in keep]

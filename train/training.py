@@ -56,7 +56,7 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
     refit = config.search.refit
     clock = _Clock(progress)
     clock.step("loading data")
-    splits = load_splits(config.data, config.split, config.dedup, config.seed)
+    splits = load_splits(config.data, config.split, config.dedup, config.seed, clock.step)
     tone_train = splits.train.with_tone()
     _require_two_classes("topic", splits.train.topics)
     if splits.has_tone:
