@@ -14,6 +14,7 @@ _SHIPPED = PACKAGE_DIR / "_shipped"
 
 CORPUS_FILENAME = "news_corpus.jsonl"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_MODEL_URI = "models:/news-classifier@champion"
 
 
 def _first_existing(*candidates: Path) -> Path:
