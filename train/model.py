@@ -120,7 +120,7 @@ class NewsClassifier:
         from train.explain import contributions
 
         items, _ = _as_texts([text])
-        scores = self._score(items)
+        scores = self._score_chunk(items)
         explained = {}
         for task, proba in scores.labelled():
             label = None if scores.empty[0] else self.labels(task)[int(proba[0].argmax())]
@@ -149,13 +149,13 @@ class NewsClassifier:
         ]
 
     def _score(self, texts: list[str]) -> "_Scores":
-        if self._shared_features is None:
-            self._shared_features = SharedFeatures([pipeline[:-1] for pipeline in self.pipelines.values()])
         # At least one chunk, so that no texts still give arrays of the right width.
         parts = [self._score_chunk(texts[start : start + _CHUNK]) for start in range(0, max(len(texts), 1), _CHUNK)]
         return _Scores.concat(parts) if len(parts) > 1 else parts[0]
 
     def _score_chunk(self, texts: list[str]) -> "_Scores":
+        if self._shared_features is None:
+            self._shared_features = SharedFeatures([pipeline[:-1] for pipeline in self.pipelines.values()])
         cleaned, matrices = self._shared_features.transform(texts)
         features = dict(zip(self.pipelines, matrices))
         empty = np.array([not text for text in cleaned], dtype=bool)
@@ -253,12 +253,15 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Scores:
-    """What one scoring pass produced: probabilities per task (and P(applies)), empties, features, cleaned texts."""
+    """What scoring produced: probabilities per task (and P(applies)) and which texts were empty.
+
+    ``features`` and ``cleaned`` are kept for a single chunk only (what :meth:`NewsClassifier.explain` reads).
+    """
 
     probabilities: dict[str, np.ndarray]
     empty: np.ndarray
-    features: dict[str, Any]
-    cleaned: list[str]
+    features: dict[str, Any] | None = None
+    cleaned: list[str] | None = None
 
     @property
     def applies(self) -> np.ndarray | None:
@@ -270,13 +273,9 @@ class _Scores:
 
     @staticmethod
     def concat(parts: list["_Scores"]) -> "_Scores":
-        from scipy import sparse
-
         return _Scores(
             {key: np.concatenate([part.probabilities[key] for part in parts]) for key in parts[0].probabilities},
             np.concatenate([part.empty for part in parts]),
-            {task: sparse.vstack([part.features[task] for part in parts], format="csr") for task in parts[0].features},
-            [text for part in parts for text in part.cleaned],
         )
 
 
