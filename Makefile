@@ -38,6 +38,8 @@ ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)
 
 serve: $(BIN)/newsclf ## serve MODEL (default: the champion) on 127.0.0.1, POST /invocations (SERVE_PORT=5001)
+	@# A one-line error for a missing model or store, rather than the server's traceback.
+	@$(BIN)/newsclf predict --model $(MODEL) --tracking-uri $(TRACKING_URI) < /dev/null > /dev/null
 	@# mlflow starts uvicorn by name, so the venv must come first on PATH.
 	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve --model-uri $(MODEL) --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
