@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 EXPERIMENT ?= default
 TRACKING_URI ?= sqlite:///mlflow.db
 PORT ?= 5000
+MODEL ?= models:/news-classifier@champion
+SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install train evaluate test test-slow bench ui clean
+.PHONY: help install train evaluate test test-slow bench ui serve bench-serving clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/newsclf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,15 @@ bench: $(BIN)/newsclf ## score against the real data (DATA=../shared/data), resu
 
 ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)
+
+serve: $(BIN)/newsclf ## serve MODEL (default: the champion) on 127.0.0.1, POST /invocations (SERVE_PORT=5001)
+	@# A one-line error for a missing model or store, rather than the server's traceback.
+	@$(BIN)/newsclf predict --model $(MODEL) --tracking-uri $(TRACKING_URI) < /dev/null > /dev/null
+	@# mlflow starts uvicorn by name, so the venv must come first on PATH.
+	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve --model-uri $(MODEL) --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
+
+bench-serving: $(BIN)/newsclf ## time MODEL's load, latency and throughput, results in reports/bench/serving.json
+	$(BIN)/newsclf bench-serving --model $(MODEL) --tracking-uri $(TRACKING_URI)
 
 clean: ## delete generated outputs (keeps .venv)
 	rm -rf mlruns mlartifacts mlflow.db models reports .pytest_cache

@@ -43,8 +43,9 @@ _BOILERPLATE_LINE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
-# Bylines are capitalised names only, so "By noon, troops had advanced" stays.
-_BYLINE = re.compile(r"^By\s+(?:[A-Z][\w.'-]*\s*){1,4}(?:(?:,|and|\|)\s*(?:[A-Z][\w.'-]*\s*){1,4})?$")
+# Bylines are capitalised names only, so "By noon, troops had advanced" stays. The possessive
+# *+ keeps a long capitalised run ("By AAAA...!") from being split every possible way.
+_BYLINE = re.compile(r"^By\s+(?:[A-Z][\w.'-]*+\s*){1,4}(?:(?:,|and|\|)\s*(?:[A-Z][\w.'-]*+\s*){1,4})?$")
 
 # Agency datelines at the start of a paragraph: "KYIV (Reuters) -", "AFP -", "(AP) --".
 _AGENCY_PREFIX = re.compile(

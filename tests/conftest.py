@@ -101,3 +101,34 @@ def tiny_classifier(items: list[dict]):
 def tiny_model():
     """Trained on 6 articles per topic of the shipped corpus."""
     return tiny_classifier(corpus_slice(6))
+
+
+def build_small_model(per_topic: int = 6):
+    """A NewsClassifier fitted in memory on a corpus slice: word and char_wb features, tone-applies model."""
+    from features.tfidf import FeatureConfig, NgramConfig
+    from train.config import ClassifierConfig
+    from train.model import NewsClassifier
+    from train.pipeline import build_pipeline, fit_tone_applies
+
+    features = FeatureConfig(char=NgramConfig(analyzer="char_wb", ngram_range=(2, 4), min_df=2))
+    items = corpus_slice(per_topic)
+    texts = [item["title"] + "\n\n" + item["text"] for item in items]
+    tones = [item["tone"] for item in items]
+    toned = [(text, tone) for text, tone in zip(texts, tones) if tone]
+    topic = build_pipeline(features, ClassifierConfig(), seed=0).fit(texts, [item["topic"] for item in items])
+    tone = build_pipeline(features, ClassifierConfig(), seed=0).fit(*zip(*toned))
+    applies = fit_tone_applies(topic, texts, tones, ClassifierConfig(), seed=0)
+    return NewsClassifier(topic, tone, metadata={"experiment": "unit"}, tone_applies=applies)
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    """One small fitted model for the whole test session; tests must not change it."""
+    return build_small_model()
+
+
+@pytest.fixture(scope="session")
+def small_model_folder(small_model, tmp_path_factory) -> Path:
+    """``small_model`` saved as a model folder."""
+    return small_model.save(tmp_path_factory.mktemp("model") / "newsclf_model")
+

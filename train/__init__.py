@@ -3,8 +3,10 @@
 Public API::
 
     from train import load_model
-    model = load_model("models:/news-classifier@champion")
-    model.predict(["Troops shelled the city as envoys met in Doha."])
+    model = load_model("models:/news-classifier@champion")   # or "runs:/...", or a model folder
+    model.predict("Troops shelled the city as envoys met in Doha.")   # one dict; a list in gives a list
+    model.explain(article)           # terms that pushed the topic and the tone, with weights
+    model.paragraph_tones(article)   # the tone of each paragraph after cleaning
 """
 
 from train.errors import NewsclfError

@@ -7,7 +7,9 @@ import os
 import sys
 
 from train.errors import NewsclfError
-from train.paths import DEFAULT_TRACKING_URI
+from train.paths import DEFAULT_MODEL_URI, DEFAULT_TRACKING_URI
+
+_TRACKING_HELP = f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current folder)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +62,35 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", required=True, help="folder holding cep/, bbc/, agnews/ and cameo/ (e.g. ../shared/data)")
     bench.add_argument("--output", default="reports/bench", help="folder for the results (default: reports/bench)")
     bench.set_defaults(handler=_bench)
+
+    predict = commands.add_parser("predict", help="label articles with a trained model: one JSON object per article")
+    predict.add_argument("files", nargs="*", metavar="FILE", help="plain-text articles, one per file; '-' or none reads standard input")
+    predict.add_argument("--jsonl", action="store_true", help='inputs are JSON Lines records {"id": ..., "text": ...}; the id is kept')
+    predict.add_argument("--model", default=DEFAULT_MODEL_URI, help="model folder or MLflow model URI (default: %(default)s)")
+    predict.add_argument("--tracking-uri", help=_TRACKING_HELP)
+    predict.add_argument("--output", "-o", help="write the JSON Lines to this file instead of standard output")
+    predict.add_argument("--top-k", type=_positive_int, metavar="N", help="list only the N most probable topics")
+    predict.add_argument("--explain", action="store_true", help="add the terms that pushed the topic and the tone, with weights")
+    predict.add_argument("--paragraphs", action="store_true", help="add the tone of every paragraph after cleaning")
+    predict.set_defaults(handler=_predict)
+
+    serving = commands.add_parser("bench-serving", help="measure model load time, per-article latency and batch throughput")
+    serving.add_argument("--model", default=DEFAULT_MODEL_URI, help="model folder or MLflow model URI (default: %(default)s)")
+    serving.add_argument("--tracking-uri", help=_TRACKING_HELP)
+    serving.add_argument("--runs", type=_positive_int, default=5, help="runs per measurement; medians are reported (default: 5)")
+    serving.add_argument("--output", default="reports/bench", help="folder for serving.json (default: reports/bench)")
+    serving.set_defaults(handler=_bench_serving)
     return parser
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return number
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -74,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from train.training import train
 
-    progress = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    progress = _progress(args.quiet)
     result = train(config, tracking_uri, progress)
     for task in ("topic", "tone"):
         scores = [f"{split} macro-F1 {result.metrics[key]:.3f}" for split in ("validation", "test") if (key := f"{split}_{task}_macro_f1") in result.metrics]
@@ -104,7 +134,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         compare=args.compare,
         settings=settings,
     )
-    progress = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    progress = _progress(args.quiet)
     result = evaluate(request, _tracking_uri(args.tracking_uri), progress)
     m = result.metrics
     for task in ("topic", "tone"):
@@ -141,6 +171,56 @@ def _bench(args: argparse.Namespace) -> int:
         f"(plain prediction {speed['seconds_median']['predict']:.1f} s, {speed['evaluate_over_predict']:.1f}x)"
     )
     return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from train.batch import jsonl_articles, predictions, text_articles, write_jsonl
+    from train.loading import load_model
+
+    files = args.files or ["-"]
+    if "-" in files and sys.stdin.isatty():
+        raise NewsclfError("no input: pass article files, or pipe text (or JSON Lines with --jsonl) to standard input")
+    read = jsonl_articles if args.jsonl else text_articles
+    # Input is read and checked before the model loads, so a bad line fails fast.
+    articles = read(files, sys.stdin.buffer, lambda message: print(f"newsclf: warning: {message}", file=sys.stderr))
+    model = load_model(args.model, _tracking_uri(args.tracking_uri))
+    sys.stdout.reconfigure(encoding="utf-8")
+    count = write_jsonl(predictions(model, articles, args.top_k, args.explain, args.paragraphs), args.output, sys.stdout)
+    if args.output:
+        print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _bench_serving(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from train.serving_bench import serving_benchmark
+
+    tracking_uri = _tracking_uri(args.tracking_uri)
+    results = serving_benchmark(args.model, tracking_uri, args.runs, lambda message: print(message, file=sys.stderr, flush=True))
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "serving.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    latency, met = results["latency_ms"], results["met"]
+
+    def verdict(key: str) -> str:
+        return "met" if met[key] else "MISSED"
+
+    print(
+        f"load {results['load_s']:.3f}s ({verdict('load_s')}); {latency['words_per_article']}-word article "
+        f"p50 {latency['p50']:.2f}ms ({verdict('latency_p50_ms')}), p99 {latency['p99']:.2f}ms; "
+        f"{results['short_items_per_s']:,.0f} short items/s ({verdict('short_items_per_s')}); written to {output / 'serving.json'}"
+    )
+    return 0
+
+
+def _progress(quiet: bool):
+    """Progress lines on stderr, or silence (datasets' own progress bars included) with --quiet."""
+    if quiet:
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
 
 
 def _tracking_uri(flag: str | None) -> str:

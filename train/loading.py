@@ -15,24 +15,75 @@ def load_model(uri: str | Path, tracking_uri: str | None = None) -> NewsClassifi
     ``uri`` may be a newsclf model folder, a logged MLflow model folder, ``models:/name@alias``,
     ``models:/name/version`` or ``runs:/run_id/model``. ``tracking_uri`` selects the MLflow
     store for URIs (default: MLflow's own resolution, e.g. ``MLFLOW_TRACKING_URI``).
+    Loading unpickles code: load only models from folders and stores you trust.
     """
+    with tempfile.TemporaryDirectory() as scratch:
+        return NewsClassifier.load(model_folder(uri, scratch, tracking_uri))
+
+
+def model_folder(uri: str | Path, scratch: str | Path, tracking_uri: str | None = None) -> Path:
+    """The newsclf model folder behind ``uri``: a local folder itself, or a copy downloaded into ``scratch``."""
     local = Path(uri)
     if local.is_dir():
-        return NewsClassifier.load(_newsclf_folder(local))
+        return _newsclf_folder(local)
     text = str(uri)
     if not text.startswith(("models:/", "runs:/")) and "://" not in text:
         raise NewsclfError(f"model {text!r} is neither a folder nor an MLflow URI such as models:/news-classifier@champion")
+    _require_sqlite_store(tracking_uri)
     from mlflow.exceptions import MlflowException
     from mlflow.tracking.artifact_utils import get_artifact_repository
 
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            # Only the newsclf folder: the rest of the logged model (code, env files) is not needed.
-            repository = get_artifact_repository(text, tracking_uri=tracking_uri)
-            path = repository.download_artifacts(f"artifacts/{ARTIFACT_KEY}", dst_path=tmp)
-        except MlflowException as exc:
-            raise NewsclfError(f"model {text} not found ({exc.message.splitlines()[0]})") from None
-        return NewsClassifier.load(Path(path))
+    Path(scratch).mkdir(parents=True, exist_ok=True)
+    try:
+        location = _logged_model_location(text, tracking_uri)
+        # Only the newsclf folder: the rest of the logged model (code, env files) is not needed.
+        repository = get_artifact_repository(location, tracking_uri=tracking_uri)
+        return Path(repository.download_artifacts(f"artifacts/{ARTIFACT_KEY}", dst_path=str(scratch)))
+    except MlflowException as exc:
+        raise NewsclfError(
+            f"model {text} not found ({exc.message.splitlines()[0]}); train one with `make train` or pass another --model"
+        ) from None
+
+
+def _logged_model_location(uri: str, tracking_uri: str | None) -> str:
+    """Where the logged model behind a ``models:/`` or ``runs:/`` URI keeps its files.
+
+    Resolved with a client on ``tracking_uri``: MLflow's own handling of these URIs asks the
+    process-wide tracking store and registry, whatever store the caller named.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if uri.startswith("runs:/"):
+        run_id, _, name = uri.removeprefix("runs:/").strip("/").partition("/")
+        run = client.get_run(run_id)
+        for output in run.outputs.model_outputs if run.outputs else []:
+            logged = client.get_logged_model(output.model_id)
+            if logged.name == name:
+                return logged.artifact_location
+        return f"{run.info.artifact_uri}/{name}"
+    if not uri.startswith("models:/"):
+        return uri
+    path = uri.removeprefix("models:/").strip("/")
+    if "@" in path:
+        version = client.get_model_version_by_alias(*path.split("@", 1))
+    elif "/" in path:
+        version = client.get_model_version(*path.split("/", 1))
+    else:  # a logged model id, m-...
+        return client.get_logged_model(path).artifact_location
+    return client.get_model_version_download_uri(version.name, version.version)
+
+
+def _require_sqlite_store(tracking_uri: str | None) -> None:
+    """Refuse a SQLite store file that does not exist, which MLflow would silently create empty."""
+    if tracking_uri is None:
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri()
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise NewsclfError(f"tracking store {tracking_uri} does not exist; run from the project folder, or point --tracking-uri or MLFLOW_TRACKING_URI at the store")
 
 
 def _newsclf_folder(folder: Path) -> Path:

@@ -1,9 +1,11 @@
 """The saved model: a folder with one scikit-learn Pipeline per task and a manifest of labels.
 
 A model folder holds ``newsclf-model.json`` and ``topic.joblib`` (and ``tone.joblib`` when the
-tone task was trained). Each joblib file is a fitted Pipeline, raw text in, labels out, that
-also loads on its own with ``joblib.load``. The manifest records the labels, the library
-versions, and the SHA-256 of every file that loading will unpickle.
+tone task was trained, ``tone_applies.joblib`` when the data had articles with and without a
+tone). The task files are fitted Pipelines, raw text in, labels out, that also load on their own
+with ``joblib.load``; ``tone_applies.joblib`` is a classifier over the topic pipeline's features.
+The manifest records the labels, the library versions, and the SHA-256 of every file that
+loading will unpickle.
 
 Unpickling runs code: load models only from folders and tracking servers you trust. The
 checksums catch a file changed after saving, not a manifest forged with it.
@@ -12,7 +14,9 @@ checksums catch a file changed after saving, not a manifest forged with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ import numpy as np
 import sklearn
 from sklearn.pipeline import Pipeline
 
+from features.shared_tfidf import SharedFeatures
 from train._files import sha256_file
 from train.errors import NewsclfError
 
@@ -29,6 +34,14 @@ FORMAT = "newsclf-model"
 FORMAT_VERSION = 1
 # Name of the model folder inside a logged MLflow model's artifacts.
 ARTIFACT_KEY = "newsclf_model"
+# The optional model of whether the tone axis applies, and its two labels.
+TONE_APPLIES = "tone_applies"
+APPLIES, NOT_APPLICABLE = "applies", "not_applicable"
+# tone_score is the probability of this tone label.
+MILITARY = "military"
+# Texts scored per step: bounds the memory a call with very many texts needs.
+_CHUNK = 2000
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class ModelFormatError(NewsclfError):
@@ -36,11 +49,21 @@ class ModelFormatError(NewsclfError):
 
 
 class NewsClassifier:
-    """Topic and tone pipelines with their labels; predicts on raw article text."""
+    """Topic and tone pipelines with their labels; predicts on raw article text.
 
-    def __init__(self, topic: Pipeline, tone: Pipeline | None = None, metadata: dict[str, Any] | None = None):
+    ``tone_applies`` is an optional classifier over the topic pipeline's features that estimates
+    whether the military/diplomatic axis applies to an article at all (labels ``applies`` and
+    ``not_applicable``); see :meth:`predict`.
+    """
+
+    def __init__(
+        self, topic: Pipeline, tone: Pipeline | None = None, metadata: dict[str, Any] | None = None, tone_applies: Any = None
+    ):
         self.pipelines = {"topic": topic} | ({"tone": tone} if tone is not None else {})
+        self.tone_applies = tone_applies if tone is not None else None
         self.metadata = dict(metadata or {})
+        self._shared_features: SharedFeatures | None = None
+        self._feature_names: dict[str, np.ndarray] = {}
 
     def labels(self, task: str) -> list[str]:
         """The class labels of ``task``, in probability-column order."""
@@ -51,48 +74,112 @@ class NewsClassifier:
         """The tasks this model predicts, ``topic`` first."""
         return list(self.pipelines)
 
-    def predict_proba(self, texts: Iterable[Any]) -> dict[str, np.ndarray]:
-        """Class probabilities per task, one row per text, columns in :meth:`labels` order."""
-        texts = _as_texts(texts)
-        return {task: pipeline.predict_proba(texts) for task, pipeline in self.pipelines.items()}
+    def predict_proba(self, texts: Any) -> dict[str, np.ndarray]:
+        """Class probabilities per task, one row per text, columns in :meth:`labels` order.
 
-    def predict(self, texts: Iterable[Any]) -> list[dict[str, Any]]:
-        """One dict per text: each task's label, its probability, and every class probability."""
-        probabilities = self.predict_proba(texts)
-        rows: list[dict[str, Any]] = [{} for _ in range(len(probabilities["topic"]))]
-        for task, proba in probabilities.items():
-            labels = self.labels(task)
-            best = proba.argmax(axis=1)
-            for row, scores, winner in zip(rows, proba, best):
-                row[task] = labels[winner]
-                row[f"{task}_probability"] = float(scores[winner])
-                row[f"{task}_probabilities"] = dict(zip(labels, map(float, scores)))
-        return rows
+        With a tone-applies model, ``"tone_applies"`` holds P(the tone axis applies) per text.
+        Texts with nothing left after cleaning get uniform probabilities and P(applies) = 0.
+        """
+        return self._score(_as_texts(texts)[0]).probabilities
 
-    def predict_frame(self, texts: Iterable[Any]):
-        """Predictions as a flat pandas DataFrame: label, probability and ``p_<task>_<label>`` columns."""
+    def predict(self, texts: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """Predict one article (a string: returns a dict) or many (any other iterable: a list of dicts).
+
+        Each dict holds ``topic``, ``topic_probability`` and ``topic_probabilities`` (every label);
+        ``tone``, ``tone_probability``, ``tone_probabilities`` and ``tone_score`` (P(military):
+        1 = military, 0 = diplomatic); ``tone_applies`` and ``tone_applies_probability`` (whether
+        the military/diplomatic axis applies to the article at all); and ``empty``. An article
+        with no text left after cleaning gets ``empty: True``, labels ``None``, uniform
+        probabilities, ``tone_score`` 0.5 and ``tone_applies`` False. None is read as an empty
+        text, bytes as UTF-8 (undecodable bytes become U+FFFD), other values as ``str(value)``.
+        """
+        items, single = _as_texts(texts)
+        rows = _rows(self, self._score(items))
+        return rows[0] if single else rows
+
+    def predict_frame(self, texts: Any):
+        """Predictions as a flat pandas DataFrame: the scalar fields of :meth:`predict` and ``p_<task>_<label>`` columns."""
         import pandas as pd
 
-        probabilities = self.predict_proba(texts)
-        columns: dict[str, Any] = {}
-        for task, proba in probabilities.items():
-            labels = self.labels(task)
-            columns[task] = [labels[i] for i in proba.argmax(axis=1)]
-            columns[f"{task}_probability"] = proba.max(axis=1)
-        for task, proba in probabilities.items():
+        scores = self._score(_as_texts(texts)[0])
+        columns = _scalar_columns(self, scores)
+        for task, proba in scores.labelled():
             for j, label in enumerate(self.labels(task)):
                 columns[f"p_{task}_{label}"] = proba[:, j]
         return pd.DataFrame(columns)
+
+    def explain(self, text: Any, top_k: int = 10) -> dict[str, dict[str, Any]]:
+        """The terms that pushed one article towards its predicted topic and tone.
+
+        Per task: ``label`` (as :meth:`predict` gives it) and ``terms``, at most ``top_k`` dicts
+        ``{"term", "kind", "weight"}`` with positive weight, largest first. A weight is the
+        term's TF-IDF value in this article times the classifier's coefficient for ``label``.
+        ``kind`` is ``word`` for word and word-pair features, ``char`` for a word of the article
+        whose character n-grams are summed.
+        """
+        from train.explain import contributions
+
+        items, _ = _as_texts([text])
+        scores = self._score_chunk(items)
+        explained = {}
+        for task, proba in scores.labelled():
+            label = None if scores.empty[0] else self.labels(task)[int(proba[0].argmax())]
+            terms = [] if label is None else contributions(
+                self.pipelines[task], scores.features[task], self.labels(task).index(label), self._names(task), scores.cleaned[0], top_k
+            )
+            explained[task] = {"label": label, "terms": terms}
+        return explained
+
+    def paragraph_tones(self, text: Any) -> list[dict[str, Any]]:
+        """The tone of each paragraph of one article after cleaning, in order.
+
+        Each dict: ``paragraph`` (1-based), ``text``, ``tone``, ``tone_score`` (P(military)) and,
+        with a tone-applies model, ``tone_applies_probability``. Empty when the article has no
+        text after cleaning or the model has no tone task.
+        """
+        if "tone" not in self.pipelines:
+            return []
+        items, _ = _as_texts([text])
+        cleaner = self.pipelines["tone"].steps[0][1]
+        paragraphs = cleaner.paragraphs(items[0]) if hasattr(cleaner, "paragraphs") else [p for p in items[0].splitlines() if p.strip()]
+        keep = ("tone", "tone_score", "tone_applies_probability")
+        return [
+            {"paragraph": number, "text": paragraph} | {key: row[key] for key in keep if key in row}
+            for number, (paragraph, row) in enumerate(zip(paragraphs, self.predict(paragraphs)), start=1)
+        ]
+
+    def _score(self, texts: list[str]) -> "_Scores":
+        # At least one chunk, so that no texts still give arrays of the right width.
+        parts = [self._score_chunk(texts[start : start + _CHUNK]) for start in range(0, max(len(texts), 1), _CHUNK)]
+        return _Scores.concat(parts) if len(parts) > 1 else parts[0]
+
+    def _score_chunk(self, texts: list[str]) -> "_Scores":
+        if self._shared_features is None:
+            self._shared_features = SharedFeatures([pipeline[:-1] for pipeline in self.pipelines.values()])
+        cleaned, matrices = self._shared_features.transform(texts)
+        features = dict(zip(self.pipelines, matrices))
+        empty = np.array([not text for text in cleaned], dtype=bool)
+        probabilities = {}
+        for task, pipeline in self.pipelines.items():
+            proba = pipeline.steps[-1][1].predict_proba(features[task]) if texts else np.empty((0, len(pipeline.classes_)))
+            proba[empty] = 1.0 / proba.shape[1]
+            probabilities[task] = proba
+        if self.tone_applies is not None:
+            applies = self.tone_applies.predict_proba(features["topic"])[:, list(self.tone_applies.classes_).index(APPLIES)] if texts else np.empty(0)
+            applies[empty] = 0.0
+            probabilities[TONE_APPLIES] = applies
+        return _Scores(probabilities, empty, features, cleaned)
+
+    def _names(self, task: str) -> np.ndarray:
+        if task not in self._feature_names:
+            self._feature_names[task] = self.pipelines[task][:-1].get_feature_names_out()
+        return self._feature_names[task]
 
     def save(self, folder: str | Path) -> Path:
         """Write the model folder (created if missing; existing model files are replaced)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tasks = {}
-        for task, pipeline in self.pipelines.items():
-            filename = f"{task}.joblib"
-            joblib.dump(pipeline, folder / filename, compress=3)
-            tasks[task] = {"file": filename, "sha256": sha256_file(folder / filename), "labels": self.labels(task)}
+        tasks = {task: _dump(pipeline, folder / f"{task}.joblib") for task, pipeline in self.pipelines.items()}
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -100,6 +187,9 @@ class NewsClassifier:
             "tasks": tasks,
             "metadata": self.metadata,
         }
+        if self.tone_applies is not None:
+            # Outside "tasks": it reads the topic pipeline's features, not text.
+            manifest[TONE_APPLIES] = _dump(self.tone_applies, folder / f"{TONE_APPLIES}.joblib")
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return folder
 
@@ -108,17 +198,29 @@ class NewsClassifier:
         """Load a model folder, refusing unknown formats, other scikit-learn versions and changed files."""
         folder = Path(folder)
         manifest = read_manifest(folder)
-        pipelines = {}
-        for task, entry in manifest["tasks"].items():
-            path = folder / entry["file"]
-            if not path.is_file():
-                raise ModelFormatError(f"{folder}: {entry['file']} is missing; the model folder is incomplete")
-            if sha256_file(path) != entry["sha256"]:
-                raise ModelFormatError(f"{path}: SHA-256 does not match the manifest; refusing to unpickle a changed file")
-            pipelines[task] = joblib.load(path)
-            if [str(c) for c in pipelines[task].classes_] != entry["labels"]:
-                raise ModelFormatError(f"{path}: labels differ from the manifest; the model folder is inconsistent")
-        return cls(pipelines["topic"], pipelines.get("tone"), manifest.get("metadata"))
+        pipelines = {task: _load_checked(folder, entry) for task, entry in manifest["tasks"].items()}
+        applies = _load_checked(folder, manifest[TONE_APPLIES]) if TONE_APPLIES in manifest else None
+        if applies is not None and applies.n_features_in_ != pipelines["topic"].steps[-1][1].n_features_in_:
+            raise ModelFormatError(f"{folder}: {TONE_APPLIES} does not fit the topic features; the model folder is inconsistent")
+        return cls(pipelines["topic"], pipelines.get("tone"), manifest.get("metadata"), applies)
+
+
+def _dump(estimator: Any, path: Path) -> dict[str, Any]:
+    joblib.dump(estimator, path, compress=3)
+    return {"file": path.name, "sha256": sha256_file(path), "labels": [str(label) for label in estimator.classes_]}
+
+
+def _load_checked(folder: Path, entry: dict[str, Any]) -> Any:
+    """Unpickle one file of the manifest, only once its checksum matches."""
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise ModelFormatError(f"{folder}: {entry['file']} is missing; the model folder is incomplete")
+    if sha256_file(path) != entry["sha256"]:
+        raise ModelFormatError(f"{path}: SHA-256 does not match the manifest; refusing to unpickle a changed file")
+    estimator = joblib.load(path)
+    if [str(label) for label in estimator.classes_] != entry["labels"]:
+        raise ModelFormatError(f"{path}: labels differ from the manifest; the model folder is inconsistent")
+    return estimator
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -149,19 +251,100 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def _as_texts(texts: Iterable[Any]) -> list[str]:
-    """Coerce inputs to strings: None becomes empty, bytes are decoded leniently."""
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("predict takes a list of texts; wrap a single text in a list")
-    return [_as_text(item) for item in texts]
+@dataclass(frozen=True)
+class _Scores:
+    """What scoring produced: probabilities per task (and P(applies)) and which texts were empty.
+
+    ``features`` and ``cleaned`` are kept for a single chunk only (what :meth:`NewsClassifier.explain` reads).
+    """
+
+    probabilities: dict[str, np.ndarray]
+    empty: np.ndarray
+    features: dict[str, Any] | None = None
+    cleaned: list[str] | None = None
+
+    @property
+    def applies(self) -> np.ndarray | None:
+        return self.probabilities.get(TONE_APPLIES)
+
+    def labelled(self) -> list[tuple[str, np.ndarray]]:
+        """The (task, probability matrix) pairs, without the tone-applies vector."""
+        return [(task, proba) for task, proba in self.probabilities.items() if task != TONE_APPLIES]
+
+    @staticmethod
+    def concat(parts: list["_Scores"]) -> "_Scores":
+        return _Scores(
+            {key: np.concatenate([part.probabilities[key] for part in parts]) for key in parts[0].probabilities},
+            np.concatenate([part.empty for part in parts]),
+        )
+
+
+def _scalar_columns(model: NewsClassifier, scores: _Scores) -> dict[str, Any]:
+    """The one-value-per-text fields of a prediction, column by column, in output order."""
+    columns: dict[str, Any] = {}
+    for task, proba in scores.labelled():
+        labels = model.labels(task)
+        columns[task] = [None if empty else labels[i] for i, empty in zip(proba.argmax(axis=1).tolist(), scores.empty.tolist())]
+        columns[f"{task}_probability"] = proba.max(axis=1)
+        if task == "tone" and (military := _military_column(labels)) is not None:
+            columns["tone_score"] = proba[:, military]
+    if scores.applies is not None:
+        columns["tone_applies"] = scores.applies >= 0.5
+        columns["tone_applies_probability"] = scores.applies
+    columns["empty"] = scores.empty
+    return columns
+
+
+def _rows(model: NewsClassifier, scores: _Scores) -> list[dict[str, Any]]:
+    """The dicts :meth:`NewsClassifier.predict` returns: the scalar fields plus ``<task>_probabilities``."""
+    columns = {name: values if isinstance(values, list) else values.tolist() for name, values in _scalar_columns(model, scores).items()}
+    per_label = {
+        f"{task}_probability": (f"{task}_probabilities", model.labels(task), proba.tolist()) for task, proba in scores.labelled()
+    }
+    rows = []
+    for i in range(len(scores.empty)):
+        row = {}
+        for name, values in columns.items():
+            row[name] = values[i]
+            if name in per_label:
+                key, labels, proba = per_label[name]
+                row[key] = dict(zip(labels, proba[i]))
+        rows.append(row)
+    return rows
+
+
+def _military_column(labels: list[str]) -> int | None:
+    return labels.index(MILITARY) if MILITARY in labels and len(labels) == 2 else None
+
+
+def _as_texts(texts: Any) -> tuple[list[str], bool]:
+    """The texts to score, and whether the caller passed a single text rather than a collection."""
+    if isinstance(texts, (str, bytes, bytearray)) or texts is None or _is_missing(texts):
+        return [_as_text(texts)], True
+    if isinstance(texts, Mapping):
+        raise TypeError("predict takes a text or an iterable of texts, not a mapping; pass mapping['text']")
+    if hasattr(texts, "columns"):  # a DataFrame: its text column, else its first column
+        texts = texts["text"] if "text" in texts.columns else texts.iloc[:, 0]
+    try:
+        items = iter(texts)
+    except TypeError:  # a number or another scalar: one text
+        return [_as_text(texts)], True
+    return [_as_text(item) for item in items], False
 
 
 def _as_text(item: Any) -> str:
-    if item is None:
+    """One input as text: missing values are empty, bytes are decoded leniently, anything else is str()."""
+    if item is None or _is_missing(item):
         return ""
-    if isinstance(item, bytes):
-        return item.decode("utf-8", errors="replace")
-    if isinstance(item, float) and item != item:  # pandas missing value
-        return ""
-    return str(item)
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item).decode("utf-8", errors="replace")
+    text = item if type(item) is str else str(item)
+    # Lone surrogates (from JSON "\\ud800", say) would make the answer unencodable as UTF-8.
+    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
 
+
+def _is_missing(item: Any) -> bool:
+    """None-like values pandas and numpy use for a missing text."""
+    if isinstance(item, (float, np.floating)):
+        return bool(item != item)
+    return type(item).__name__ in ("NAType", "NaTType")

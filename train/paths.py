@@ -16,6 +16,7 @@ CORPUS_FILENAME = "news_corpus.jsonl"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # Generated reports, relative to the folder newsclf runs in (like mlflow.db).
 EVALUATION_REPORTS_DIR = Path("reports") / "evaluation"
+DEFAULT_MODEL_URI = "models:/news-classifier@champion"
 
 
 def _first_existing(*candidates: Path) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -9,11 +11,24 @@ from sklearn.svm import LinearSVC
 
 from features.tfidf import FeatureConfig, build_feature_steps
 from train.config import ClassifierConfig
+from train.model import APPLIES, NOT_APPLICABLE
 
 
 def build_pipeline(features: FeatureConfig, classifier: ClassifierConfig, seed: int) -> Pipeline:
     """An unfitted Pipeline from raw text to class probabilities."""
     return Pipeline(build_feature_steps(features) + [("classifier", _classifier(classifier, seed))])
+
+
+def fit_tone_applies(topic: Pipeline, texts: Sequence[str], tones: Sequence[str | None], classifier: ClassifierConfig, seed: int):
+    """A classifier over the fitted topic pipeline's features: does the tone axis apply to an article?
+
+    Trained on every article, ``applies`` where it carries a tone label and ``not_applicable``
+    where the tone is null. Returns None when the articles do not have both kinds.
+    """
+    labels = [NOT_APPLICABLE if tone is None else APPLIES for tone in tones]
+    if len(set(labels)) < 2:
+        return None
+    return _classifier(classifier, seed).fit(topic[:-1].transform(texts), labels)
 
 
 def _classifier(config: ClassifierConfig, seed: int):

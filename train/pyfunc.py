@@ -1,7 +1,8 @@
 """The MLflow pyfunc flavour of a newsclf model folder.
 
-This module and :mod:`train.model` are bundled with every logged model (``code_paths``), so
-``mlflow.pyfunc.load_model(uri).predict(df)`` needs only mlflow and scikit-learn installed.
+This module, :mod:`train.model` and what it imports are bundled with every logged model
+(``code_paths``), so ``mlflow.pyfunc.load_model(uri).predict(df)`` needs only mlflow and
+scikit-learn installed.
 """
 
 from __future__ import annotations
@@ -23,13 +24,5 @@ class NewsClassifierPyfunc(mlflow.pyfunc.PythonModel):
         self.model = NewsClassifier.load(context.artifacts[ARTIFACT_KEY])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return self.model.predict_frame(_texts(model_input))
-
-
-def _texts(model_input: Any) -> list:
-    if hasattr(model_input, "columns"):
-        column = "text" if "text" in model_input.columns else model_input.columns[0]
-        return model_input[column].tolist()
-    if isinstance(model_input, str):
-        return [model_input]
-    return list(model_input)
+        # A DataFrame's "text" column (else its first column), a list of texts, or one text.
+        return self.model.predict_frame(model_input)

@@ -19,14 +19,17 @@ from train.config import DataConfig, ExperimentConfig, flatten, search_candidate
 from train.data import Articles, DataError, Splits, load_splits
 from train.errors import NewsclfError
 from train.evaluate import confusion_figure, report_text, task_metrics, top_terms
-from train.model import NewsClassifier
+from train.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from train.paths import PACKAGE_DIR
-from train.pipeline import build_pipeline
+from train.pipeline import build_pipeline, fit_tone_applies
 from train.sources import describe, detect_format, parse_hub
 
 MODEL_ARTIFACT = "model"
 # What a logged model needs at load time; nothing else of this project is bundled.
-_BUNDLED_MODULES = {"train": ("_files.py", "errors.py", "model.py", "pyfunc.py"), "features": ("__init__.py", "cleaning.py", "tfidf.py")}
+_BUNDLED_MODULES = {
+    "train": ("_files.py", "errors.py", "evaluate.py", "explain.py", "model.py", "pyfunc.py"),
+    "features": ("__init__.py", "cleaning.py", "shared_tfidf.py", "tfidf.py"),
+}
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,10 @@ def _fit(config: ExperimentConfig, articles: Articles, has_tone: bool, clock: "_
         toned = articles.with_tone()
         clock.step(f"fitting tone model on {len(toned)} articles")
         tone = build_pipeline(config.features, config.tone, config.seed).fit(toned.texts, toned.tones)
-    return NewsClassifier(topic, tone, metadata=metadata)
+        clock.step("fitting the tone-applies model on the topic features")
+        applies = fit_tone_applies(topic, articles.texts, articles.tones, config.tone, config.seed)
+        return NewsClassifier(topic, tone, metadata=metadata, tone_applies=applies)
+    return NewsClassifier(topic, None, metadata=metadata)
 
 
 def _search(config: ExperimentConfig, splits: Splits, clock: "_Clock") -> tuple[ExperimentConfig, NewsClassifier]:
@@ -239,7 +245,23 @@ def _evaluate_and_log(model: NewsClassifier, parts: dict[str, Articles]) -> dict
             figure = confusion_figure(y_true, proba, labels, f"{task}: {split_name} ({len(scored)} articles)")
             mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
             plt.close(figure)
+    metrics |= _tone_applies_metrics(model, parts.items())
     mlflow.log_metrics(metrics)
+    return metrics
+
+
+def _tone_applies_metrics(model: NewsClassifier, parts) -> dict[str, float]:
+    """How well the tone-applies model tells articles that carry a tone from the rest, per split."""
+    if model.tone_applies is None:
+        return {}
+    labels = [str(label) for label in model.tone_applies.classes_]
+    metrics = {}
+    for split_name, articles in parts:
+        if not len(articles):
+            continue
+        y_true = [NOT_APPLICABLE if tone is None else APPLIES for tone in articles.tones]
+        proba = model.tone_applies.predict_proba(model.pipelines["topic"][:-1].transform(articles.texts))
+        metrics |= {f"{split_name}_tone_applies_{name}": value for name, value in task_metrics(y_true, proba, labels).items()}
     return metrics
 
 

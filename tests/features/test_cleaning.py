@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 from sklearn.base import clone
 
@@ -71,3 +74,10 @@ def test_real_seed_article_loses_its_repeats(shared_path):
     assert len(set(lines)) == len(paragraphs) < len(lines)
     assert paragraphs[1].startswith("Russia Escalates Offensive in Kursk")
     assert sum(p.startswith("Russia Escalates Offensive") for p in paragraphs) == 1
+
+
+def test_a_long_capitalised_line_after_by_is_cleaned_in_linear_time():
+    # A byline pattern that backtracks would take hours here; run it apart so a regression fails, not hangs.
+    script = "from features.cleaning import ArticleCleaner; print(len(ArticleCleaner().paragraphs('By ' + 'A' * 200_000 + '!')))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.strip() == "1"

@@ -1,5 +1,6 @@
 """The newsclf command: one-line errors with a non-zero exit, and the real thing end to end."""
 
+import io
 import json
 import os
 import subprocess
@@ -32,6 +33,49 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert main(argv + (["--tracking-uri", f"sqlite:///{tmp_path}/m.db"] if argv[0] in ("train", "evaluate") else [])) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("newsclf: error: ") and message in errors[0]
+
+
+def _one_error_line(capsys) -> str:
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("newsclf: error: "), errors
+    return errors[0]
+
+
+def test_predict_errors_are_one_line_and_exit_2(tmp_path, small_model_folder, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"body": "no text"}\n', encoding="utf-8")
+    cases = [
+        (["predict", "--model", str(small_model_folder), str(tmp_path / "none.txt")], "input file not found"),
+        (["predict", "--model", str(small_model_folder), "--jsonl", str(bad)], 'bad.jsonl line 2: no "text" field'),
+        (["predict", "--model", str(tmp_path / "nowhere"), str(bad)], "is neither a folder nor an MLflow URI"),
+        (["predict", "--model", str(tmp_path), str(bad)], "neither a newsclf model folder nor a logged newsclf MLflow model"),
+        (["predict", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", str(bad)], f"tracking store sqlite:///{tmp_path}/none.db does not exist"),
+        (["predict", "--model", str(small_model_folder), "--output", str(tmp_path / "no" / "out.jsonl"), str(bad)], "does not exist"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in _one_error_line(capsys)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_predict_writes_one_json_object_per_article(tmp_path, small_model, small_model_folder, capsys, monkeypatch):
+    texts = ["Troops shelled the port overnight.", "Envoys signed an accord in Geneva."]
+    for name, text in zip(("a.txt", "b.txt"), texts):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", "--model", str(small_model_folder), "--top-k", "2", "--output", str(out), str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+    for row, expected in zip(rows, small_model.predict(texts)):
+        assert row["topic"] == expected["topic"] and row["tone_score"] == pytest.approx(expected["tone_score"])
+        assert len(row["topic_probabilities"]) == 2
+    assert "wrote 2 predictions" in capsys.readouterr().err
+
+    stdin = io.TextIOWrapper(io.BytesIO(b'{"id": 9, "text": "Troops shelled the port overnight."}\n'))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["predict", "--model", str(small_model_folder), "--jsonl", "--explain", "--paragraphs"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["id"] == 9 and row["explanation"]["tone"]["terms"] and row["paragraphs"][0]["paragraph"] == 1
 
 
 def test_empty_corpus_is_refused(tmp_path, capsys):

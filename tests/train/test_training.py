@@ -1,5 +1,8 @@
 """Training against a throwaway SQLite MLflow store."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -54,6 +57,36 @@ def test_registered_model_loads_and_predicts_through_every_route(shared_store):
     assert list(frame["topic"]) == [row["topic"] for row in ours]
     assert list(frame["tone"]) == [row["tone"] for row in ours]
     assert frame["p_tone_military"].tolist() == pytest.approx([row["tone_probabilities"]["military"] for row in ours])
+    # The tone-applies model is trained, scored and saved with the rest.
+    assert frame["tone_applies_probability"].tolist() == pytest.approx([row["tone_applies_probability"] for row in ours])
+    assert {"validation_tone_applies_macro_f1", "test_tone_applies_log_loss", "validation_tone_applies_f1_applies"} <= set(result.metrics)
+
+
+# Imports everything a logged model runs, from the bundle alone, with the training-only libraries blocked.
+_BUNDLE_CHECK = """
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("datasets", "matplotlib"):
+            raise ImportError("blocked " + name)
+sys.meta_path.insert(0, Block())
+code, folder = sys.argv[1:]
+sys.path.insert(0, code)
+import train.pyfunc
+from train.model import NewsClassifier
+assert train.pyfunc.__file__.startswith(code), train.pyfunc.__file__
+model = NewsClassifier.load(folder)
+print(json.dumps([model.predict("Troops advanced."), model.explain("Troops advanced."), model.paragraph_tones("Troops.\\nEnvoys.")]))
+"""
+
+
+def test_the_bundled_code_runs_the_model_without_the_rest_of_the_project(tmp_path, small_model, small_model_folder):
+    training._bundle_code(tmp_path / "code")
+    result = subprocess.run([sys.executable, "-c", _BUNDLE_CHECK, str(tmp_path / "code"), str(small_model_folder)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    prediction, explanation, paragraphs = json.loads(result.stdout)
+    assert prediction == small_model.predict("Troops advanced.")
+    assert explanation == small_model.explain("Troops advanced.") and len(paragraphs) == 2
 
 
 def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champion(shared_store):

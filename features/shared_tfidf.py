@@ -1,0 +1,241 @@
+"""Fast prediction-time transform for several fitted TF-IDF FeatureUnions over the same texts.
+
+A model runs a topic and a tone pipeline whose vectorizers share their analyzer settings but
+not their vocabularies, so ``FeatureUnion.transform`` analyses every text once per pipeline.
+:class:`SharedTfidf` analyses each text once per distinct analyzer, and for ``char_wb`` n-grams
+(which never cross a word boundary) each distinct word once, remembering recent words. The
+matrices are the ones ``FeatureUnion.transform`` returns (tests compare them on arbitrary text).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from itertools import repeat
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from features.cleaning import ArticleCleaner
+
+# Words remembered per analyzer: under 1 KB each, so at most a few tens of MB.
+_WORD_CACHE_SIZE = 1 << 15
+# Longer "words" (URLs, runs of symbols) are rare and would only crowd the cache.
+_LONGEST_CACHED_WORD = 40
+
+
+def is_supported(union: object) -> bool:
+    """Whether :class:`SharedTfidf` reproduces ``union.transform`` exactly."""
+    if not isinstance(union, FeatureUnion) or union.transformer_weights is not None or not union.transformer_list:
+        return False
+    vectorizers = [vectorizer for _, vectorizer in union.transformer_list]
+    return all(map(_supported_vectorizer, vectorizers)) and len({np.dtype(v.dtype) for v in vectorizers}) == 1
+
+
+def _supported_vectorizer(vectorizer: object) -> bool:
+    return (
+        type(vectorizer) is TfidfVectorizer
+        and hasattr(vectorizer, "vocabulary_")
+        and vectorizer.input == "content"
+        and vectorizer.analyzer in ("word", "char", "char_wb")
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and vectorizer.strip_accents is None
+        and vectorizer.norm in ("l2", None)
+    )
+
+
+def _analysis_key(vectorizer: TfidfVectorizer) -> tuple:
+    """The settings that decide what a vectorizer's analyzer returns for a text."""
+    stop_words = vectorizer.stop_words
+    if stop_words is not None and not isinstance(stop_words, str):
+        stop_words = tuple(sorted(stop_words))
+    return (vectorizer.analyzer, tuple(vectorizer.ngram_range), vectorizer.lowercase, vectorizer.token_pattern, stop_words)
+
+
+class _Analysis:
+    """One analyzer and the vocabularies of every vectorizer that uses it."""
+
+    def __init__(self, vectorizer: TfidfVectorizer):
+        self.analyze = vectorizer.build_analyzer()
+        self.per_word = vectorizer.analyzer == "char_wb"
+        self.vocabularies: list[dict[str, int]] = []
+        self._words: dict[str, list[np.ndarray]] = {}
+
+    def add(self, vectorizer: TfidfVectorizer) -> int:
+        self.vocabularies.append(vectorizer.vocabulary_)
+        return len(self.vocabularies) - 1
+
+    def counts(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per vocabulary: (row, column, count) of every known n-gram of every text.
+
+        A (row, column) cell may appear more than once; its counts add up.
+        """
+        if self.per_word:
+            return self._counts_by_word(texts)
+        grams, rows, counts = _flatten([Counter(self.analyze(text)) for text in texts])
+        result = []
+        for vocabulary in self.vocabularies:
+            columns = _columns(vocabulary, grams)
+            known = columns >= 0
+            result.append((rows[known], columns[known], counts[known]))
+        return result
+
+    def _counts_by_word(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        # char_wb n-grams of a text are the n-grams of each of its whitespace-separated words.
+        words, word_rows, word_repeats = _flatten([Counter(text.split()) for text in texts])
+        entries = list(map(self._words.get, words))
+        for position, (word, entry) in enumerate(zip(words, entries)):
+            if entry is None:  # the word may have been remembered for an earlier text of this batch
+                entries[position] = self._words.get(word) or self._remember(word)
+        result = []
+        for index in range(len(self.vocabularies)):
+            parts = [entry[index] for entry in entries]
+            lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+            columns = np.concatenate(parts) if parts else np.empty(0, np.int64)
+            result.append((np.repeat(word_rows, lengths), columns, np.repeat(word_repeats, lengths)))
+        return result
+
+    def _remember(self, word: str) -> list[np.ndarray]:
+        grams = self.analyze(word)
+        entry = []
+        for vocabulary in self.vocabularies:
+            columns = _columns(vocabulary, grams)
+            entry.append(columns[columns >= 0])
+        if len(word) <= _LONGEST_CACHED_WORD:
+            if len(self._words) >= _WORD_CACHE_SIZE:
+                self._words.clear()
+            self._words[word] = entry
+        return entry
+
+
+def _flatten(counters: list[Counter]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The keys of all counters in one list, with the row (counter position) and count of each."""
+    keys: list[str] = []
+    counts: list[int] = []
+    for counter in counters:
+        keys.extend(counter)
+        counts.extend(counter.values())
+    rows = np.repeat(np.arange(len(counters), dtype=np.int64), [len(counter) for counter in counters])
+    return keys, rows, np.array(counts, dtype=np.int64)
+
+
+def _columns(vocabulary: dict[str, int], grams) -> np.ndarray:
+    """The column of each gram, -1 for grams outside the vocabulary (looked up in C, not a Python loop)."""
+    return np.fromiter(map(vocabulary.get, grams, repeat(-1)), dtype=np.int64, count=len(grams))
+
+
+class SharedTfidf:
+    """Transform texts with several fitted FeatureUnions of TfidfVectorizers at once.
+
+    Every union must pass :func:`is_supported`. :meth:`transform` returns one CSR matrix per
+    union, equal to ``union.transform(texts)``.
+    """
+
+    def __init__(self, unions: Sequence[FeatureUnion]):
+        if not all(map(is_supported, unions)):
+            raise ValueError("every union must be a FeatureUnion of fitted TfidfVectorizers (see is_supported)")
+        analyses: dict[tuple, _Analysis] = {}
+        self._unions = []
+        for union in unions:
+            vectorizers = [vectorizer for _, vectorizer in union.transformer_list]
+            sources = []
+            for vectorizer in vectorizers:
+                analysis = analyses.setdefault(_analysis_key(vectorizer), _Analysis(vectorizer))
+                sources.append((analysis, analysis.add(vectorizer)))
+            self._unions.append(_UnionWeights(vectorizers, sources))
+        self._analyses = list(analyses.values())
+
+    def transform(self, texts: Sequence[str]) -> list[sparse.csr_matrix]:
+        """One TF-IDF matrix per union, rows in ``texts`` order."""
+        counted = {id(analysis): analysis.counts(texts) for analysis in self._analyses}
+        return [union.matrix([counted[id(analysis)][index] for analysis, index in union.sources], len(texts)) for union in self._unions]
+
+
+class _UnionWeights:
+    """The TF-IDF arithmetic of one union's blocks, applied to all its columns at once.
+
+    Same operations in the same order and precision as CountVectorizer, TfidfTransformer and
+    ``normalize`` (squares summed in float64, row by row in column order), so the result is
+    bit-for-bit the union's own.
+    """
+
+    def __init__(self, vectorizers: list[TfidfVectorizer], sources: list[tuple[_Analysis, int]]):
+        self.sources = sources
+        widths = [len(vectorizer.vocabulary_) for vectorizer in vectorizers]
+        self.offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+        self.width = int(sum(widths))
+        self.dtype = vectorizers[0].dtype
+        self.n_blocks = len(vectorizers)
+
+        def per_column(values):
+            return np.repeat(np.asarray(values), widths)
+
+        self.block = per_column(range(len(vectorizers)))
+        self.binary = per_column([vectorizer.binary for vectorizer in vectorizers])
+        self.sublinear = per_column([vectorizer.sublinear_tf for vectorizer in vectorizers])
+        self.l2 = per_column([vectorizer.norm == "l2" for vectorizer in vectorizers])
+        idf = [vectorizer.idf_ if vectorizer.use_idf else np.ones(width) for vectorizer, width in zip(vectorizers, widths)]
+        self.idf = np.concatenate(idf).astype(self.dtype)
+
+    def matrix(self, per_block: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_rows: int) -> sparse.csr_matrix:
+        keys = [rows * self.width + offset + columns for offset, (rows, columns, _) in zip(self.offsets, per_block)]
+        weights = [counts for _, _, counts in per_block]
+        # One sort for the batch: cells ordered by row, then column, as the union orders them.
+        cells, position = np.unique(np.concatenate(keys), return_inverse=True)
+        data = np.bincount(position, weights=np.concatenate(weights), minlength=len(cells)).astype(self.dtype)
+        rows, columns = np.divmod(cells, self.width)
+        data[self.binary[columns]] = 1
+        sublinear = self.sublinear[columns]
+        data[sublinear] = np.log(data[sublinear]) + 1.0
+        data *= self.idf[columns]
+        normed = self.l2[columns]
+        if normed.any():
+            group = rows * self.n_blocks + self.block[columns]
+            squares = (data * data).astype(np.float64)
+            norms = np.sqrt(np.bincount(group[normed], weights=squares[normed], minlength=n_rows * self.n_blocks))
+            data[normed] = (data[normed].astype(np.float64) / norms[group[normed]]).astype(self.dtype)
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        matrix = sparse.csr_matrix((data, columns, indptr), shape=(n_rows, self.width))
+        matrix.has_sorted_indices = True
+        return matrix
+
+
+class SharedFeatures:
+    """The features of several fitted ``clean -> tfidf`` pipelines, computed together.
+
+    When every pipeline is an :class:`ArticleCleaner` with the same settings followed by a
+    supported FeatureUnion, each text is cleaned once and analysed through :class:`SharedTfidf`;
+    otherwise each pipeline transforms the texts itself.
+    """
+
+    def __init__(self, feature_pipelines: Sequence[Pipeline]):
+        self._pipelines = list(feature_pipelines)
+        first = self._pipelines[0].steps[0][1]
+        self._cleaner = first if isinstance(first, ArticleCleaner) else None
+        self._shared = None
+        if self._fast_path_applies():
+            self._shared = SharedTfidf([pipeline.steps[1][1] for pipeline in self._pipelines])
+
+    def _fast_path_applies(self) -> bool:
+        if self._cleaner is None:
+            return False
+        for pipeline in self._pipelines:
+            if len(pipeline.steps) != 2 or not is_supported(pipeline.steps[1][1]):
+                return False
+            cleaner = pipeline.steps[0][1]
+            if type(cleaner) is not ArticleCleaner or cleaner.get_params() != self._cleaner.get_params():
+                return False
+        return True
+
+    def transform(self, texts: Sequence[str]) -> tuple[list[str], list[sparse.csr_matrix]]:
+        """The cleaned texts (as the first pipeline's cleaner sees them) and one matrix per pipeline."""
+        cleaned = list(self._cleaner.transform(texts)) if self._cleaner is not None else list(texts)
+        if self._shared is not None:
+            return cleaned, self._shared.transform(cleaned)
+        if not cleaned:  # scikit-learn refuses to transform no samples
+            return cleaned, [sparse.csr_matrix((0, len(pipeline.get_feature_names_out()))) for pipeline in self._pipelines]
+        return cleaned, [sparse.csr_matrix(pipeline.transform(texts)) for pipeline in self._pipelines]
