@@ -60,7 +60,11 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="score against the real labelled news in ../shared/data")
     bench.add_argument("--data", required=True, help="folder holding cep/, bbc/, agnews/ and cameo/ (e.g. ../shared/data)")
-    bench.add_argument("--output", default="reports/bench", help="folder for the results (default: reports/bench)")
+    bench.add_argument("--experiment", default="cep", help="experiment whose features, topic and tone settings are ours (default: cep)")
+    bench.add_argument("--output", default="bench", help="folder for results.md and results.json (default: bench)")
+    bench.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    bench.add_argument("--fasttext-seconds", type=int, default=30, help="time budget of each fastText autotune (default: 30)")
+    bench.add_argument("--repeats", type=int, default=3, help="timings are medians of this many runs (default: 3)")
     bench.set_defaults(handler=_bench)
 
     predict = commands.add_parser("predict", help="label articles with a trained model: one JSON object per article")
@@ -80,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     serving.add_argument("--runs", type=_positive_int, default=5, help="runs per measurement; medians are reported (default: 5)")
     serving.add_argument("--output", default="reports/bench", help="folder for serving.json (default: reports/bench)")
     serving.set_defaults(handler=_bench_serving)
+
+    tune = commands.add_parser("tune", help="coarse-to-fine hyperparameter search on the CEP time split (train 2010-2016, validate 2017)")
+    tune.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
+    tune.add_argument("--plan", default="bench/tuning.toml", help="TOML plan: base experiment and stages of values (default: bench/tuning.toml)")
+    tune.add_argument("--output", default="bench/tuning.md", help="Markdown table of every candidate (default: bench/tuning.md)")
+    tune.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    tune.set_defaults(handler=_tune)
     return parser
 
 
@@ -152,24 +163,60 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     import json
+    import platform
+    from datetime import datetime, timezone
     from pathlib import Path
 
-    from train.bench import corpus_realism, evaluation_speed
+    import sklearn
 
-    results = {"corpus_realism": corpus_realism(Path(args.data)), "evaluation_speed": evaluation_speed(Path(args.data))}
+    from train.bench import evaluation_speed, log_benchmark, require_data, results_markdown, run_benchmark
+    from train.config import load_config
+    from train.training import _git_commit
+    from train.tune import recommended_toml
+
+    data_dir = Path(args.data).resolve()
+    require_data(data_dir)
+    config = load_config(args.experiment)
+    tracking_uri = _tracking_uri(args.tracking_uri)
+    progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    results = run_benchmark(data_dir, config, fasttext_seconds=args.fasttext_seconds, repeats=args.repeats, progress=progress)
+    about = {
+        "command": f"`newsclf bench --data {args.data} --experiment {args.experiment}`",
+        "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "code": f"git {_git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}",
+    }
+    markdown = results_markdown(results, about, recommended_toml(config))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    realism = results["corpus_realism"]
-    print(
-        f"corpus realism (train on the shipped corpus, score CEP 2017): topic macro-F1 {realism['topic_macro_f1']:.3f}, "
-        f"tone macro-F1 {realism['tone_macro_f1']:.3f}; written to {output / 'results.json'}"
-    )
-    speed = results["evaluation_speed"]
+    (output / "results.md").write_text(markdown, encoding="utf-8")
+    run_id = log_benchmark(results, markdown, config, data_dir, tracking_uri)
+    speed = evaluation_speed(data_dir)
+    (output / "evaluation_speed.json").write_text(json.dumps(speed, indent=2) + "\n", encoding="utf-8")
     print(
         f"evaluating {speed['items']} CEP items: {speed['seconds_median']['evaluate']:.1f} s median of {speed['repeats']} "
         f"(plain prediction {speed['seconds_median']['predict']:.1f} s, {speed['evaluate_over_predict']:.1f}x)"
     )
+    for row in results["targets"]:
+        print(f"{'met   ' if row['met'] else 'MISSED'} {row['target']}: {row['value']:.3f}")
+    print(f"written to {output / 'results.md'} and {output / 'results.json'}; MLflow run {run_id} (experiment newsclf-bench)")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from train.bench import CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS, cep_articles, split_by_year
+    from train.tune import load_plan, recommended_toml, tune, tuning_page
+
+    plan = load_plan(args.plan)
+    tracking_uri = _tracking_uri(args.tracking_uri)
+    train, validation = split_by_year(cep_articles(Path(args.data)), CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS)
+    result = tune(plan, train, validation, tracking_uri, lambda message: print(message, file=sys.stderr, flush=True))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(tuning_page(result, plan, f"newsclf tune --plan {args.plan}"), encoding="utf-8")
+    print(recommended_toml(result.best.config))
     return 0
 
 

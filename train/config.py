@@ -29,7 +29,7 @@ TOPICS = (
     "science_technology",
 )
 TONES = ("military", "diplomatic")
-CLASSIFIERS = ("logistic_regression", "linear_svc")
+CLASSIFIERS = ("logistic_regression", "linear_svc", "sgd_logistic")
 SPLIT_MODES = ("stratified", "temporal", "column")
 
 
@@ -135,12 +135,14 @@ class DedupConfig:
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """A linear classifier with probabilities: logistic regression or calibrated LinearSVC."""
+    """A linear classifier with probabilities: logistic regression, calibrated LinearSVC, or
+    logistic regression fitted by SGD (``sgd_logistic``: regularised by ``alpha``, not ``C``)."""
 
     kind: str = "logistic_regression"
     C: float = 10.0
     class_weight: str = "balanced"
     max_iter: int = 2000
+    alpha: float = 1e-5
 
     def __post_init__(self):
         if self.kind not in CLASSIFIERS:
@@ -151,6 +153,8 @@ class ClassifierConfig:
             raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
+        if self.alpha <= 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
 
 
 @dataclass(frozen=True)

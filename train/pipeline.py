@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
@@ -16,7 +16,7 @@ from train.model import APPLIES, NOT_APPLICABLE
 
 def build_pipeline(features: FeatureConfig, classifier: ClassifierConfig, seed: int) -> Pipeline:
     """An unfitted Pipeline from raw text to class probabilities."""
-    return Pipeline(build_feature_steps(features) + [("classifier", _classifier(classifier, seed))])
+    return Pipeline(build_feature_steps(features) + [("classifier", build_classifier(classifier, seed))])
 
 
 def fit_tone_applies(topic: Pipeline, texts: Sequence[str], tones: Sequence[str | None], classifier: ClassifierConfig, seed: int):
@@ -28,13 +28,17 @@ def fit_tone_applies(topic: Pipeline, texts: Sequence[str], tones: Sequence[str 
     labels = [NOT_APPLICABLE if tone is None else APPLIES for tone in tones]
     if len(set(labels)) < 2:
         return None
-    return _classifier(classifier, seed).fit(topic[:-1].transform(texts), labels)
+    return build_classifier(classifier, seed).fit(topic[:-1].transform(texts), labels)
 
 
-def _classifier(config: ClassifierConfig, seed: int):
+def build_classifier(config: ClassifierConfig, seed: int):
+    """The unfitted final step of a pipeline: a linear classifier with ``predict_proba``."""
     class_weight = None if config.class_weight == "none" else config.class_weight
     if config.kind == "linear_svc":
         # LinearSVC has no probabilities; sigmoid calibration on 3 folds adds them.
         svc = LinearSVC(C=config.C, class_weight=class_weight, max_iter=config.max_iter, random_state=seed)
         return CalibratedClassifierCV(svc, method="sigmoid", cv=3)
+    if config.kind == "sgd_logistic":
+        # Log loss by SGD: the same model family as logistic regression at a fraction of lbfgs's fit time.
+        return SGDClassifier(loss="log_loss", alpha=config.alpha, class_weight=class_weight, max_iter=config.max_iter, random_state=seed)
     return LogisticRegression(C=config.C, class_weight=class_weight, max_iter=config.max_iter, random_state=seed)

@@ -29,6 +29,7 @@ def test_experiment_by_path(tmp_path):
         ("[topic]\nC = 'high'\n", "topic.C must be a number"),
         ("[topic]\nC = -1\n", "topic: C must be > 0"),
         ("[topic]\nkind = 'forest'\n", "kind must be one of"),
+        ("[tone]\nkind = 'sgd_logistic'\nalpha = 0\n", "tone: alpha must be > 0"),
         ("[features.word]\nngram_range = [1, 2, 3]\n", "features.word.ngram_range must be a list of 2"),
         ("[features.word]\nenabled = 1\n", "features.word.enabled must be true or false"),
         ("[split]\ntest = 0.7\n", "test must be a fraction"),

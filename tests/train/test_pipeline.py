@@ -1,0 +1,26 @@
+"""Each classifier kind builds a pipeline that fits raw text and gives probabilities."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import corpus_slice
+from train.config import CLASSIFIERS, ClassifierConfig
+from train.pipeline import build_pipeline
+from features.tfidf import FeatureConfig, NgramConfig
+
+
+@pytest.mark.parametrize("kind", CLASSIFIERS)
+def test_every_kind_fits_text_and_gives_probabilities(kind):
+    rows = corpus_slice(6)
+    texts, topics = [row["text"] for row in rows], [row["topic"] for row in rows]
+    features = FeatureConfig(char=NgramConfig(analyzer="char_wb", ngram_range=(3, 4)))
+    pipeline = build_pipeline(features, ClassifierConfig(kind=kind, C=1.0), seed=0).fit(texts, topics)
+    proba = pipeline.predict_proba(texts[:5])
+    assert proba.shape == (5, len(set(topics))) and np.allclose(proba.sum(axis=1), 1.0)
+    assert (pipeline.predict(texts) == np.asarray(topics)).mean() > 0.8
+
+
+def test_sgd_logistic_takes_alpha_and_the_seed():
+    pipeline = build_pipeline(FeatureConfig(), ClassifierConfig(kind="sgd_logistic", alpha=3e-4, class_weight="none"), seed=7)
+    classifier = pipeline.named_steps["classifier"]
+    assert (classifier.loss, classifier.alpha, classifier.class_weight, classifier.random_state) == ("log_loss", 3e-4, None, 7)

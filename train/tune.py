@@ -1,0 +1,237 @@
+"""Coarse-to-fine hyperparameter search on the CEP time split, every candidate an MLflow run.
+
+A plan (TOML) names a base experiment and a list of stages. Each stage varies a few config keys
+(dotted, as for ``newsclf train --set``) over a small grid around the best candidate so far and
+keeps the winner, so later stages refine what earlier ones found. Candidates are fitted on CEP
+2010-2016 and scored on 2017 only: the selection never sees a test set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sklearn.metrics import accuracy_score, f1_score
+
+from train.config import ConfigError, ExperimentConfig, flatten, load_config
+from train.data import Articles
+from train.pipeline import build_classifier
+
+TUNING_EXPERIMENT = "newsclf-tuning"
+TASKS = ("topic", "tone")
+
+
+@dataclass(frozen=True)
+class TuningPlan:
+    """Where the search starts and the stages it refines in order."""
+
+    base: str
+    stages: tuple[tuple[str, dict[str, tuple[Any, ...]]], ...]
+
+
+@dataclass
+class Trial:
+    """One scored candidate: the overrides that define it on top of the base, and its validation scores."""
+
+    stage: str
+    overrides: dict[str, Any]
+    config: ExperimentConfig
+    scores: dict[str, float]
+
+    @property
+    def score(self) -> float:
+        """The selection score: mean macro-F1 of the two tasks on the validation year."""
+        return self.scores["mean_macro_f1"]
+
+
+@dataclass
+class TuningResult:
+    """Every trial in the order it ran, and the best one."""
+
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def best(self) -> Trial:
+        """The highest selection score; the earliest wins a tie (fewer changes from the base)."""
+        return max(self.trials, key=lambda trial: trial.score)
+
+
+def load_plan(path: str | Path) -> TuningPlan:
+    """Read a plan file: ``base = "<experiment>"`` and ``[[stage]]`` tables of ``"key" = [values]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"tuning plan not found: {path}; pass --plan with a TOML file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(raw) - {"base", "stage"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; a plan has 'base' and [[stage]] tables")
+    stages = []
+    for number, stage in enumerate(raw.get("stage", []), start=1):
+        name = str(stage.pop("name", f"stage {number}"))
+        if not stage or any(not isinstance(values, list) or not values for values in stage.values()):
+            raise ConfigError(f"{path}: {name}: every key must map to a non-empty list of values to try")
+        stages.append((name, {key: tuple(values) for key, values in stage.items()}))
+    if not stages:
+        raise ConfigError(f"{path}: no [[stage]] tables; add at least one stage of values to try")
+    return TuningPlan(base=str(raw.get("base", "default")), stages=tuple(stages))
+
+
+def tune(
+    plan: TuningPlan,
+    train: Articles,
+    validation: Articles,
+    tracking_uri: str,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TuningResult:
+    """Run the plan's stages in order; log each new candidate as a nested run of one parent run."""
+    import mlflow
+
+    candidates = _Scorer(train, validation)
+    result = TuningResult()
+    current: dict[str, Any] = {}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(TUNING_EXPERIMENT)
+    with mlflow.start_run(run_name=f"tune {Path(plan.base).stem}") as parent:
+        mlflow.log_params({"base": plan.base, "train_items": len(train), "validation_items": len(validation)})
+        for stage, grid in plan.stages:
+            for values in itertools.product(*grid.values()):
+                overrides = current | dict(zip(grid, values))
+                config = load_config(plan.base, overrides)
+                if any(_same_model(config, trial.config) for trial in result.trials):
+                    continue
+                scores = candidates.score(config)
+                trial = Trial(stage, overrides, config, scores)
+                result.trials.append(trial)
+                with mlflow.start_run(run_name=_describe(overrides) or "base", nested=True):
+                    mlflow.log_params({key: str(value) for key, value in flatten(config).items() if key.split(".")[0] in ("features", "topic", "tone")})
+                    mlflow.set_tags({"stage": stage, "overrides": _describe(overrides) or "base"})
+                    mlflow.log_metrics(scores)
+                progress(f"{stage:>18}  topic {scores['topic_macro_f1']:.4f}  tone {scores['tone_macro_f1']:.4f}  "
+                         f"fit {scores['fit_seconds']:5.1f}s  {_describe(overrides) or 'base'}")
+            current = dict(result.best.overrides)
+        best = result.best
+        mlflow.log_metrics({f"best_{name}": value for name, value in best.scores.items()})
+        mlflow.set_tag("best_overrides", _describe(best.overrides))
+        mlflow.log_text(recommended_toml(best.config), "recommended.toml")
+    progress(f"best of {len(result.trials)} candidates (parent run {parent.info.run_id}): {_describe(best.overrides)}")
+    return result
+
+
+def recommended_toml(config: ExperimentConfig) -> str:
+    """The features, topic and tone sections of a config, as TOML to paste into an experiment file."""
+    flat = flatten(config)
+    sections: dict[str, list[str]] = {}
+    for key, value in flat.items():
+        section, _, name = key.rpartition(".")
+        # TOML has no null: a key left out takes its default (None).
+        if section.split(".")[0] not in ("features", "topic", "tone") or value is None:
+            continue
+        if section in ("topic", "tone") and name == ("C" if flat[f"{section}.kind"] == "sgd_logistic" else "alpha"):
+            continue  # the regularisation parameter this kind does not use
+        sections.setdefault(section, []).append(f"{name} = {_toml_value(value)}")
+    return "\n".join(f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items())
+
+
+def tuning_page(result: TuningResult, plan: TuningPlan, command: str) -> str:
+    """bench/tuning.md: what was searched, every trial, and the winner as TOML."""
+    return (
+        "# Tuning on the CEP time split: train 2010-2016, validate 2017\n\n"
+        f"Written by `{command}`; every row is a nested MLflow run in the `{TUNING_EXPERIMENT}` experiment. "
+        f"Base: `{plan.base}`. Each stage starts from the best row so far. Fit seconds: both tasks on the "
+        "2010-2016 items, one core, on a machine shared with other work.\n\n"
+        + tuning_table(result)
+        + "\n## Best\n\n```toml\n" + recommended_toml(result.best.config) + "```\n"
+    )
+
+
+def tuning_table(result: TuningResult) -> str:
+    """A Markdown table of every trial, best marked."""
+    best = result.best
+    lines = [
+        "| # | stage | change from the base | topic macro-F1 | tone macro-F1 | mean | fit s (both tasks) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, trial in enumerate(result.trials, start=1):
+        mark = " **best**" if trial is best else ""
+        s = trial.scores
+        lines.append(
+            f"| {number} | {trial.stage} | {_describe(trial.overrides) or 'base'}{mark} | {s['topic_macro_f1']:.4f} | "
+            f"{s['tone_macro_f1']:.4f} | {s['mean_macro_f1']:.4f} | {s['fit_seconds']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+class _Scorer:
+    """Fits and scores candidates, reusing the TF-IDF matrices while only the classifier changes."""
+
+    def __init__(self, train: Articles, validation: Articles):
+        self._data = {
+            "topic": (train.texts, train.topics, validation.texts, validation.topics),
+            "tone": (train.with_tone().texts, train.with_tone().tones, validation.with_tone().texts, validation.with_tone().tones),
+        }
+        self._features: dict[tuple[str, Any], tuple[Any, Any, float]] = {}
+        self._tasks: dict[tuple[str, Any, Any, int], dict[str, float]] = {}
+
+    def score(self, config: ExperimentConfig) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        for task in TASKS:
+            key = (task, config.features, getattr(config, task), config.seed)
+            if key not in self._tasks:  # a stage that varies one task's classifier leaves the other's score as it was
+                self._tasks[key] = self._score_task(task, config)
+            scores.update(self._tasks[key])
+        scores["mean_macro_f1"] = (scores["topic_macro_f1"] + scores["tone_macro_f1"]) / 2
+        scores["fit_seconds"] = scores["topic_fit_seconds"] + scores["tone_fit_seconds"]
+        return scores
+
+    def _score_task(self, task: str, config: ExperimentConfig) -> dict[str, float]:
+        x_train, x_valid, feature_seconds = self._matrices(task, config)
+        _, y_train, _, y_valid = self._data[task]
+        started = time.perf_counter()
+        classifier = build_classifier(getattr(config, task), config.seed).fit(x_train, y_train)
+        fit_seconds = feature_seconds + time.perf_counter() - started
+        predicted = classifier.predict(x_valid)
+        return {
+            f"{task}_macro_f1": float(f1_score(y_valid, predicted, average="macro")),
+            f"{task}_accuracy": float(accuracy_score(y_valid, predicted)),
+            f"{task}_fit_seconds": fit_seconds,
+        }
+
+    def _matrices(self, task: str, config: ExperimentConfig):
+        from features.tfidf import build_features
+
+        key = (task, config.features)
+        if key not in self._features:
+            if len(self._features) >= 4:  # a stage varies features or classifiers, rarely both
+                self._features.pop(next(iter(self._features)))
+            texts, _, valid_texts, _ = self._data[task]
+            started = time.perf_counter()
+            features = build_features(config.features)
+            x_train = features.fit_transform(texts)
+            self._features[key] = (x_train, features.transform(valid_texts), time.perf_counter() - started)
+        return self._features[key]
+
+
+def _same_model(a: ExperimentConfig, b: ExperimentConfig) -> bool:
+    return (a.features, a.topic, a.tone, a.seed) == (b.features, b.topic, b.tone, b.seed)
+
+
+def _describe(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_toml_value(value)}" for key, value in overrides.items())
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return repr(value)
