@@ -35,10 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--data", help="data to train on instead of the experiment's data.source: .jsonl, .csv, .parquet, a save_to_disk folder, or hub:owner/name[@rev]"
     )
-    train.add_argument(
-        "--tracking-uri",
-        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current folder)",
-    )
+    train.add_argument("--tracking-uri", help=_TRACKING_HELP)
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one config value, e.g. --set topic.C=5 or --set features.word.ngram_range=[1,3]",
@@ -52,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="labelled JSON Lines file (default: the model's own test split, rebuilt from its training run)")
     evaluate.add_argument("--output", help="report folder (default: reports/evaluation/<model>-v<version>)")
     evaluate.add_argument("--compare", metavar="URI", help="reference model (e.g. the champion) to judge --model against on the same articles")
-    evaluate.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    evaluate.add_argument("--tracking-uri", help=_TRACKING_HELP)
     evaluate.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the random baseline (default: 0)")
     evaluate.add_argument("--quiet", action="store_true", help="print only the result")
@@ -62,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", required=True, help="folder holding cep/, bbc/, agnews/ and cameo/ (e.g. ../shared/data)")
     bench.add_argument("--experiment", default="cep", help="experiment whose features, topic and tone settings are ours (default: cep)")
     bench.add_argument("--output", default="bench", help="folder for results.md and results.json (default: bench)")
-    bench.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    bench.add_argument("--tracking-uri", help=_TRACKING_HELP)
     bench.add_argument("--fasttext-seconds", type=int, default=30, help="time budget of each fastText autotune (default: 30)")
     bench.add_argument("--repeats", type=int, default=3, help="timings are medians of this many runs (default: 3)")
     bench.set_defaults(handler=_bench)
@@ -89,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
     tune.add_argument("--plan", default="bench/tuning.toml", help="TOML plan: base experiment and stages of values (default: bench/tuning.toml)")
     tune.add_argument("--output", default="bench/tuning.md", help="Markdown table of every candidate (default: bench/tuning.md)")
-    tune.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    tune.add_argument("--tracking-uri", help=_TRACKING_HELP)
     tune.set_defaults(handler=_tune)
     return parser
 
