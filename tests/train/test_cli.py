@@ -21,7 +21,7 @@ from train.cli import main
         (["train", "--data", "/no/such/file.jsonl"], "data file not found: /no/such/file.jsonl"),
         (["train", "--experiment", "missing"], "experiment 'missing' not found"),
         (["train", "--set", "topic.C"], "must look like section.key=value"),
-        (["train", "--set", "topic.alpha=1"], "unknown key 'topic.alpha'"),
+        (["train", "--set", "topic.gamma=1"], "unknown key 'topic.gamma'"),
         (["bench", "--data", "/no/such/dir"], "real data not found"),
     ],
 )
