@@ -155,8 +155,7 @@ def run_benchmark(
 
     ``config`` supplies ours: its features, topic and tone sections and seed (its data and split
     sections are not used). ``fasttext_seconds`` bounds each fastText autotune (0 leaves fastText
-out); ``repeats`` is how
-    many times each timing is measured (medians are reported).
+    out); ``repeats`` is how many times each timing is measured (medians are reported).
     """
     data_dir = Path(data_dir)
     require_data(data_dir)
@@ -178,7 +177,7 @@ out); ``repeats`` is how
     progress("BBC, de-duplicated, stratified 5-fold")
     bbc, removed = deduplicate(_load(data_dir, BBC_FILE, BBC_LABELS))
     results["bbc"] = _folds_section(bbc, peers, config.seed, progress) | {"duplicates_removed": removed}
-    progress("cost of ours, fitted on all CEP items")
+    progress("cost: each model fitted on all CEP items")
     results["cost"], fitted = _cost(cep, config, peers, tuned_fasttext, repeats)
     progress("CAMEO tone, cross-domain")
     results["cameo"] = _cameo(_load(data_dir, CAMEO_FILE, CAMEO_LABELS), fitted)
@@ -324,7 +323,7 @@ def _folds_section(articles: Articles, peers, seed: int, progress: Callable[[str
 def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeats: int):
     """Fit both tasks on every CEP item ``repeats`` times per model; time, memory, size, load, throughput.
 
-    Returns the section and, per model, its last fitted tone model (for CAMEO).
+    Returns the section and, per model, its last fitted models (CAMEO scores their tone model).
     """
     probe = split_by_year(cep, CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS)[1].texts
     toned = cep.with_tone()
@@ -335,7 +334,7 @@ def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeat
     fitted: dict[str, Any] = {}
     for name, factories in models.items():
         timings: dict[str, list[float]] = {"topic": [], "tone": []}
-        for attempt in range(repeats):
+        for _ in range(repeats):
             fit = {}
             for task, texts, labels in (("topic", cep.texts, cep.topics), ("tone", toned.texts, toned.tones)):
                 started = time.perf_counter()
