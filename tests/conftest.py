@@ -58,6 +58,15 @@ def small_config(source: Path, **sections) -> object:
     return config_from_dict(raw)
 
 
+def train_into_new_store(folder: Path):
+    """Train ``small_config`` on 10 articles per topic into a new SQLite store in ``folder``."""
+    from train.training import train
+
+    config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return config, uri, train(config, uri)
+
+
 @pytest.fixture
 def shared_path() -> Path:
     """../shared beside the project (or $NEWSCLF_SHARED): real data and the seed article.

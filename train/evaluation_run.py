@@ -27,7 +27,7 @@ from train.errors import NewsclfError
 from train.loading import load_model
 from train.model import NewsClassifier
 from train.paths import EVALUATION_REPORTS_DIR
-from train.report import METRICS, REPORT, Evaluation, ReportSettings, evaluate_articles, write_report
+from train.report import METRICS, Evaluation, ReportSettings, evaluate_articles, write_report
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/")

@@ -6,13 +6,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import corpus_slice, small_config, tiny_classifier, write_jsonl
+from tests.conftest import corpus_slice, tiny_classifier, train_into_new_store, write_jsonl
 from train import evaluation_run
 from train.data import DataError, load_splits
 from train.errors import NewsclfError
 from train.evaluation_run import EvaluationRequest, evaluate
 from train.report import ReportSettings
-from train.training import train
 
 FAST = ReportSettings(resamples=200)
 CHAMPION = "models:/test-model@champion"
@@ -21,10 +20,7 @@ CHAMPION = "models:/test-model@champion"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One registered model (trained on 10 articles per topic) in its own tracking store."""
-    folder = tmp_path_factory.mktemp("store")
-    config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    return config, uri, train(config, uri)
+    return train_into_new_store(tmp_path_factory.mktemp("store"))
 
 
 def _held_out(tmp_path, topics=None):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import as_articles, corpus_slice, read_corpus, tiny_classifier
+from tests.conftest import as_articles, corpus_slice, tiny_classifier
 from train.report import REPORT, ReportSettings, evaluate_articles, score_task, write_report
 
 FAST = ReportSettings(resamples=200)

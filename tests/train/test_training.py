@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import corpus_slice, small_config, write_jsonl
+from tests.conftest import small_config, train_into_new_store, write_jsonl
 from train import training
 from train.comparison import NO_DIFFERENCE, Comparison
 from train.data import DataError
@@ -21,10 +21,7 @@ from train.training import train
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory):
     """One training into one store, shared by the tests that only read it (and the tie test)."""
-    folder = tmp_path_factory.mktemp("shared")
-    config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    return config, uri, train(config, uri)
+    return train_into_new_store(tmp_path_factory.mktemp("shared"))
 
 
 def _client(tracking_uri):
