@@ -126,13 +126,11 @@ def corpus_realism(data_dir: Path) -> dict[str, Any]:
     """
     corpus, _, _ = load_articles(DataConfig())
     test = split_by_year(cep_articles(data_dir), CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS)[1]
-    toned_corpus, toned_test = corpus.with_tone(), test.with_tone()
     started = time.perf_counter()
-    results: dict[str, Any] = {"corpus_items": len(corpus), "cep_2017_items": len(test), "cep_2017_toned_items": len(toned_test)}
-    for task, train_set, test_set in (("topic", corpus, test), ("tone", toned_corpus, toned_test)):
+    results: dict[str, Any] = {"corpus_items": len(corpus), "cep_2017_items": len(test), "cep_2017_toned_items": len(test.with_tone())}
+    for task in ("topic", "tone"):
+        (train_set, y_train), (test_set, y_test) = corpus.for_task(task), test.for_task(task)
         model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LinearSVC())
-        y_train = train_set.tones if task == "tone" else train_set.topics
-        y_test = test_set.tones if task == "tone" else test_set.topics
         predicted = model.fit(train_set.texts, y_train).predict(test_set.texts)
         results[f"{task}_macro_f1"] = float(f1_score(y_test, predicted, average="macro"))
         results[f"{task}_per_class_f1"] = dict(zip(sorted(set(y_test)), map(float, f1_score(y_test, predicted, labels=sorted(set(y_test)), average=None))))
@@ -343,8 +341,7 @@ def _cep_temporal(cep: Articles, peers) -> tuple[dict[str, Any], dict[str, dict[
     section: dict[str, Any] = {"train_items": len(train), "test_items": len(test), "test_items_with_tone": len(test.with_tone())}
     tuned: dict[str, dict[str, Any]] = {}
     for task in ("topic", "tone"):
-        task_train, task_test = (train.with_tone(), test.with_tone()) if task == "tone" else (train, test)
-        y_train, y_test = _labels(task_train, task), _labels(task_test, task)
+        (task_train, y_train), (task_test, y_test) = train.for_task(task), test.for_task(task)
         section[task] = {}
         for name, factories in peers.items():
             model = factories[task]()
@@ -477,10 +474,6 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # --- measuring ---------------------------------------------------------------------------------
-
-
-def _labels(articles: Articles, task: str) -> list[str]:
-    return articles.tones if task == "tone" else articles.topics
 
 
 def _seconds(action: Callable[[], Any]) -> float:

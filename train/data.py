@@ -43,6 +43,13 @@ class Articles:
         """Only the articles that carry a tone label."""
         return self.subset([i for i, tone in enumerate(self.tones) if tone is not None])
 
+    def for_task(self, task: str) -> tuple["Articles", list]:
+        """The articles that carry a label for ``task`` (``topic`` or ``tone``), and those labels."""
+        if task == "tone":
+            toned = self.with_tone()
+            return toned, toned.tones
+        return self, self.topics
+
     def concat(self, other: "Articles") -> "Articles":
         """These articles followed by ``other``'s."""
         return Articles(*(mine + theirs for mine, theirs in zip(self._columns(), other._columns())))

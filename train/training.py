@@ -234,10 +234,9 @@ def _evaluate_and_log(model: NewsClassifier, parts: dict[str, Articles]) -> dict
         labels = model.labels(task)
         mlflow.log_dict({label: terms for label, terms in top_terms(model.pipelines[task]).items()}, f"{task}/top_terms.json")
         for split_name, articles in parts.items():
-            scored = articles.with_tone() if task == "tone" else articles
+            scored, y_true = articles.for_task(task)
             if not len(scored):
                 continue
-            y_true = scored.tones if task == "tone" else scored.topics
             proba = model.pipelines[task].predict_proba(scored.texts)
             for name, value in task_metrics(y_true, proba, labels).items():
                 metrics[f"{split_name}_{task}_{name}"] = value
@@ -345,10 +344,9 @@ def validation_scores(model: NewsClassifier, validation: Articles) -> dict[str, 
     """Macro-F1 per task on validation articles (tone on those that carry one)."""
     scores = {}
     for task in model.tasks:
-        scored = validation.with_tone() if task == "tone" else validation
+        scored, y_true = validation.for_task(task)
         if not len(scored):
             continue
-        y_true = scored.tones if task == "tone" else scored.topics
         predicted = model.pipelines[task].predict(scored.texts)
         scores[task] = float(f1_score(y_true, predicted, labels=sorted(set(y_true)), average="macro", zero_division=0))
     return scores

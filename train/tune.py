@@ -173,10 +173,10 @@ class _Scorer:
     """Fits and scores candidates, reusing the TF-IDF matrices while only the classifier changes."""
 
     def __init__(self, train: Articles, validation: Articles):
-        self._data = {
-            "topic": (train.texts, train.topics, validation.texts, validation.topics),
-            "tone": (train.with_tone().texts, train.with_tone().tones, validation.with_tone().texts, validation.with_tone().tones),
-        }
+        self._data = {}
+        for task in ("topic", "tone"):
+            (fit_on, y_fit), (scored, y_scored) = train.for_task(task), validation.for_task(task)
+            self._data[task] = (fit_on.texts, y_fit, scored.texts, y_scored)
         self._features: dict[tuple[str, Any], tuple[Any, Any, float]] = {}
         self._tasks: dict[tuple[str, Any, Any, int], dict[str, float]] = {}
 
