@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from itertools import repeat
 
 import numpy as np
 from scipy import sparse
@@ -19,6 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from features.cleaning import ArticleCleaner
+from features.counting import BulkTfidfVectorizer, flatten_counters, known_columns
 
 # Words remembered per analyzer: under 1 KB each, so at most a few tens of MB.
 _WORD_CACHE_SIZE = 1 << 15
@@ -36,7 +36,7 @@ def is_supported(union: object) -> bool:
 
 def _supported_vectorizer(vectorizer: object) -> bool:
     return (
-        type(vectorizer) is TfidfVectorizer
+        type(vectorizer) in (TfidfVectorizer, BulkTfidfVectorizer)
         and hasattr(vectorizer, "vocabulary_")
         and vectorizer.input == "content"
         and vectorizer.analyzer in ("word", "char", "char_wb")
@@ -75,17 +75,17 @@ class _Analysis:
         """
         if self.per_word:
             return self._counts_by_word(texts)
-        grams, rows, counts = _flatten([Counter(self.analyze(text)) for text in texts])
+        grams, rows, counts = flatten_counters([Counter(self.analyze(text)) for text in texts])
         result = []
         for vocabulary in self.vocabularies:
-            columns = _columns(vocabulary, grams)
+            columns = known_columns(vocabulary, grams)
             known = columns >= 0
             result.append((rows[known], columns[known], counts[known]))
         return result
 
     def _counts_by_word(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         # char_wb n-grams of a text are the n-grams of each of its whitespace-separated words.
-        words, word_rows, word_repeats = _flatten([Counter(text.split()) for text in texts])
+        words, word_rows, word_repeats = flatten_counters([Counter(text.split()) for text in texts])
         entries = list(map(self._words.get, words))
         for position, (word, entry) in enumerate(zip(words, entries)):
             if entry is None:  # the word may have been remembered for an earlier text of this batch
@@ -102,29 +102,13 @@ class _Analysis:
         grams = self.analyze(word)
         entry = []
         for vocabulary in self.vocabularies:
-            columns = _columns(vocabulary, grams)
+            columns = known_columns(vocabulary, grams)
             entry.append(columns[columns >= 0])
         if len(word) <= _LONGEST_CACHED_WORD:
             if len(self._words) >= _WORD_CACHE_SIZE:
                 self._words.clear()
             self._words[word] = entry
         return entry
-
-
-def _flatten(counters: list[Counter]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The keys of all counters in one list, with the row (counter position) and count of each."""
-    keys: list[str] = []
-    counts: list[int] = []
-    for counter in counters:
-        keys.extend(counter)
-        counts.extend(counter.values())
-    rows = np.repeat(np.arange(len(counters), dtype=np.int64), [len(counter) for counter in counters])
-    return keys, rows, np.array(counts, dtype=np.int64)
-
-
-def _columns(vocabulary: dict[str, int], grams) -> np.ndarray:
-    """The column of each gram, -1 for grams outside the vocabulary (looked up in C, not a Python loop)."""
-    return np.fromiter(map(vocabulary.get, grams, repeat(-1)), dtype=np.int64, count=len(grams))
 
 
 class SharedTfidf:

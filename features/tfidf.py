@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from features.cleaning import ArticleCleaner
+from features.counting import BulkTfidfVectorizer
 
 _ANALYZERS = {"word", "char", "char_wb"}
 
@@ -56,8 +56,8 @@ class FeatureConfig:
             raise ValueError("at least one of word and char features must be enabled")
 
 
-def _vectorizer(block: NgramConfig) -> TfidfVectorizer:
-    return TfidfVectorizer(
+def _vectorizer(block: NgramConfig) -> BulkTfidfVectorizer:
+    return BulkTfidfVectorizer(
         analyzer=block.analyzer,
         ngram_range=tuple(block.ngram_range),
         min_df=block.min_df,

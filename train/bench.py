@@ -25,14 +25,14 @@ from sklearn.dummy import DummyClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
 from train.config import DataConfig, ExperimentConfig
 from train.data import Articles, DataError, load_articles
 from train.errors import NewsclfError
 from train.model import NewsClassifier
-from train.pipeline import build_pipeline
+from train.pipeline import build_pipeline, fit_pipeline
 
 CEP_FILE = Path("cep") / "cep-2010-2017.jsonl"
 AGNEWS_FILE = Path("agnews") / "agnews-test.jsonl"
@@ -246,13 +246,26 @@ def run_benchmark(
 def _peers(config: ExperimentConfig, fasttext_seconds: int) -> dict[str, dict[str, Callable[[], Any]]]:
     """Per model name, a factory of unfitted models for each task (AG News and BBC use ``topic``)."""
     peers: dict[str, dict[str, Callable[[], Any]]] = {
-        "ours": {task: (lambda task=task: build_pipeline(config.features, getattr(config, task), config.seed)) for task in ("topic", "tone")},
+        "ours": {task: (lambda task=task: _Ours(build_pipeline(config.features, getattr(config, task), config.seed), config.n_jobs)) for task in ("topic", "tone")},
         "tfidf_svc": {task: (lambda: make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), LinearSVC())) for task in ("topic", "tone")},
         "majority": {task: (lambda: DummyClassifier(strategy="most_frequent")) for task in ("topic", "tone")},
     }
     if fasttext_seconds > 0 and _fasttext_missing_reason() is None:
-        peers["fasttext"] = {task: (lambda: FastTextClassifier(autotune_seconds=fasttext_seconds, seed=config.seed)) for task in ("topic", "tone")}
+        peers["fasttext"] = {task: (lambda: FastTextClassifier(autotune_seconds=fasttext_seconds, seed=config.seed, threads=config.n_jobs)) for task in ("topic", "tone")}
     return {name: peers[name] for name in MODELS if name in peers}
+
+
+class _Ours:
+    """Our pipeline behind fit/predict, fitted with the experiment's ``n_jobs`` workers; ``fit`` returns the fitted pipeline."""
+
+    def __init__(self, pipeline: Pipeline, n_jobs: int):
+        self.pipeline, self.n_jobs = pipeline, n_jobs
+
+    def fit(self, texts: list[str], labels: list[str]) -> Pipeline:
+        return fit_pipeline(self.pipeline, texts, labels, self.n_jobs)
+
+    def predict(self, texts: list[str]):
+        return self.pipeline.predict(texts)
 
 
 def _fasttext_missing_reason() -> str | None:
@@ -276,11 +289,11 @@ class FastTextClassifier:
     Autotune gets the validation texts passed to :meth:`fit`, else a stratified 10% of the
     training texts; ``dim`` and ``epoch`` stay at fastText's defaults to bound memory and time.
     With ``params`` (from :attr:`tuned_params` of an earlier fit) it trains once with those
-    settings instead. One thread, like ours, for a like-for-like cost.
+    settings instead. ``threads`` as many as ours gets workers, for a like-for-like cost.
     """
 
-    def __init__(self, autotune_seconds: int = 30, seed: int = 13, params: dict[str, Any] | None = None):
-        self.autotune_seconds, self.seed, self.params = autotune_seconds, seed, params
+    def __init__(self, autotune_seconds: int = 30, seed: int = 13, params: dict[str, Any] | None = None, threads: int = 1):
+        self.autotune_seconds, self.seed, self.params, self.threads = autotune_seconds, seed, params, threads
 
     def fit(self, texts: list[str], labels: list[str], validation: tuple[list[str], list[str]] | None = None) -> "FastTextClassifier":
         import fasttext
@@ -288,7 +301,7 @@ class FastTextClassifier:
         with tempfile.TemporaryDirectory() as tmp:
             train_file = _fasttext_file(Path(tmp) / "train.txt", texts, labels)
             if self.params is not None:
-                self.model_ = fasttext.train_supervised(input=str(train_file), **self.params, thread=1, seed=self.seed, verbose=0)
+                self.model_ = fasttext.train_supervised(input=str(train_file), **self.params, thread=self.threads, seed=self.seed, verbose=0)
             else:
                 if validation is None:
                     held_out = max(len(set(labels)), round(0.1 * len(labels)))  # at least one item per class
@@ -300,7 +313,7 @@ class FastTextClassifier:
                 valid_file = _fasttext_file(Path(tmp) / "valid.txt", *validation)
                 self.model_ = fasttext.train_supervised(
                     input=str(train_file), autotuneValidationFile=str(valid_file), autotuneDuration=self.autotune_seconds,
-                    thread=1, seed=self.seed, verbose=0, **_FASTTEXT_FIXED,
+                    thread=self.threads, seed=self.seed, verbose=0, **_FASTTEXT_FIXED,
                 )
         args = self.model_.f.getArgs()
         self.tuned_params = {name: getattr(args, name) for name in ("lr", "dim", "ws", "epoch", "minCount", "wordNgrams", "bucket", "minn", "maxn")}
@@ -382,7 +395,7 @@ def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeat
     toned = cep.with_tone()
     models = {name: factories for name, factories in peers.items() if name != "majority"}
     if "fasttext" in models:
-        models["fasttext"] = {task: (lambda task=task: FastTextClassifier(seed=config.seed, params=tuned_fasttext[task])) for task in ("topic", "tone")}
+        models["fasttext"] = {task: (lambda task=task: FastTextClassifier(seed=config.seed, params=tuned_fasttext[task], threads=config.n_jobs)) for task in ("topic", "tone")}
     section: dict[str, Any] = {"items": len(cep), "items_with_tone": len(toned), "repeats": repeats}
     fitted: dict[str, Any] = {}
     for name, factories in models.items():
@@ -415,6 +428,7 @@ def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeat
         for name in models:
             section[name]["fit_time_ratio_to_tfidf_svc"] = section[name]["fit_seconds_both_tasks"] / baseline
     section["cpu_count"] = os.cpu_count()
+    section["n_jobs"] = config.n_jobs
     return section, fitted
 
 
@@ -600,7 +614,8 @@ def results_markdown(results: dict[str, Any], about: dict[str, str], settings: s
         "",
         f"## 5. Cost: both tasks fitted on all {cost['items']:,} CEP items ({cost['items_with_tone']:,} with a tone for tone)",
         "",
-        f"Medians of {cost['repeats']} run(s) in this process, one core per fit (n_jobs=1, fastText thread=1), "
+        f"Medians of {cost['repeats']} run(s) in this process; ours fits with {cost['n_jobs']} worker(s) (n_jobs) and fastText with as many "
+        "threads; LinearSVC (liblinear) has no parallel fit. "
         f"{cost['cpu_count']} cores shared with other work. fastText retrains with the settings its autotune chose on 2017. "
         "Peak memory: resident memory above the level before one fit of both tasks, sampled every 5 ms (native buffers included). "
         "Throughput: both tasks predicted for the 2017 items.",

@@ -185,7 +185,7 @@ class SearchConfig:
 
     def __post_init__(self):
         for key, values in self.grid.items():
-            if key.split(".")[0] in ("search", "name", "tracking"):
+            if key.split(".")[0] in ("search", "name", "tracking", "n_jobs"):
                 raise ValueError(f"grid key {key!r} cannot be searched")
             if not values:
                 raise ValueError(f"grid key {key!r} needs at least one value")
@@ -206,6 +206,13 @@ class ExperimentConfig:
     tone: ClassifierConfig = field(default_factory=ClassifierConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    # Worker processes for fitting (TF-IDF blocks side by side, one-vs-rest classes); results do not
+    # depend on it. Starting workers costs more than it saves on a few thousand short articles.
+    n_jobs: int = 1
+
+    def __post_init__(self):
+        if self.n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {self.n_jobs}")
 
 
 def load_config(experiment: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

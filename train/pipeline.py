@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from features.tfidf import FeatureConfig, build_feature_steps
@@ -17,6 +17,22 @@ from train.model import APPLIES, NOT_APPLICABLE
 def build_pipeline(features: FeatureConfig, classifier: ClassifierConfig, seed: int) -> Pipeline:
     """An unfitted Pipeline from raw text to class probabilities."""
     return Pipeline(build_feature_steps(features) + [("classifier", build_classifier(classifier, seed))])
+
+
+def fit_pipeline(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[str], n_jobs: int = 1) -> Pipeline:
+    """Fit ``pipeline`` with ``n_jobs`` workers for its TF-IDF blocks and one-vs-rest SGD classifier.
+
+    The result is the same for any ``n_jobs``. The fitted pipeline is left single-process, so
+    predicting with it never starts workers.
+    """
+    parallel = [f"{name}__n_jobs" for name, step in pipeline.steps if isinstance(step, (FeatureUnion, SGDClassifier))]
+    if n_jobs == 1 or not parallel:
+        return pipeline.fit(texts, labels)
+    pipeline.set_params(**dict.fromkeys(parallel, n_jobs))
+    try:
+        return pipeline.fit(texts, labels)
+    finally:
+        pipeline.set_params(**dict.fromkeys(parallel, None))
 
 
 def fit_tone_applies(topic: Pipeline, texts: Sequence[str], tones: Sequence[str | None], classifier: ClassifierConfig, seed: int):

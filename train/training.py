@@ -21,14 +21,14 @@ from train.errors import NewsclfError
 from train.evaluate import confusion_figure, report_text, task_metrics, top_terms
 from train.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from train.paths import PACKAGE_DIR
-from train.pipeline import build_pipeline, fit_tone_applies
+from train.pipeline import build_pipeline, fit_pipeline, fit_tone_applies
 from train.sources import describe, detect_format, parse_hub
 
 MODEL_ARTIFACT = "model"
 # What a logged model needs at load time; nothing else of this project is bundled.
 _BUNDLED_MODULES = {
     "train": ("_files.py", "errors.py", "evaluate.py", "explain.py", "model.py", "pyfunc.py"),
-    "features": ("__init__.py", "cleaning.py", "shared_tfidf.py", "tfidf.py"),
+    "features": ("__init__.py", "cleaning.py", "counting.py", "shared_tfidf.py", "tfidf.py"),
 }
 
 
@@ -105,12 +105,12 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
 
 def _fit(config: ExperimentConfig, articles: Articles, has_tone: bool, clock: "_Clock", metadata: dict) -> NewsClassifier:
     clock.step(f"fitting topic model on {len(articles)} articles")
-    topic = build_pipeline(config.features, config.topic, config.seed).fit(articles.texts, articles.topics)
+    topic = fit_pipeline(build_pipeline(config.features, config.topic, config.seed), articles.texts, articles.topics, config.n_jobs)
     tone = None
     if has_tone:
         toned = articles.with_tone()
         clock.step(f"fitting tone model on {len(toned)} articles")
-        tone = build_pipeline(config.features, config.tone, config.seed).fit(toned.texts, toned.tones)
+        tone = fit_pipeline(build_pipeline(config.features, config.tone, config.seed), toned.texts, toned.tones, config.n_jobs)
         clock.step("fitting the tone-applies model on the topic features")
         applies = fit_tone_applies(topic, articles.texts, articles.tones, config.tone, config.seed)
         return NewsClassifier(topic, tone, metadata=metadata, tone_applies=applies)

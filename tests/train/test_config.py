@@ -47,6 +47,9 @@ def test_experiment_by_path(tmp_path):
         ('[search.grid]\n"topic.C" = [-1]\n', r"\(search.grid\): topic: C must be > 0"),
         ('[search.grid]\n"topic.C" = []\n', "needs at least one value"),
         ('[search.grid]\n"tracking.experiment" = ["x"]\n', "cannot be searched"),
+        ('[search.grid]\n"n_jobs" = [1, 2]\n', "cannot be searched"),
+        ("n_jobs = 0\n", "top level: n_jobs must be >= 1"),
+        ("n_jobs = 'all'\n", "n_jobs must be an integer"),
     ],
 )
 def test_bad_files_name_the_key(tmp_path, toml, message):

@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import corpus_slice
 from train.config import CLASSIFIERS, ClassifierConfig
-from train.pipeline import build_pipeline
+from train.pipeline import build_pipeline, fit_pipeline
 from features.tfidf import FeatureConfig, NgramConfig
 
 
@@ -24,3 +24,13 @@ def test_sgd_logistic_takes_alpha_and_the_seed():
     pipeline = build_pipeline(FeatureConfig(), ClassifierConfig(kind="sgd_logistic", alpha=3e-4, class_weight="none"), seed=7)
     classifier = pipeline.named_steps["classifier"]
     assert (classifier.loss, classifier.alpha, classifier.class_weight, classifier.random_state) == ("log_loss", 3e-4, None, 7)
+
+
+def test_fitting_with_workers_gives_the_same_model_and_leaves_it_single_process():
+    rows = corpus_slice(6)
+    texts, topics = [row["text"] for row in rows], [row["topic"] for row in rows]
+    config = ClassifierConfig(kind="sgd_logistic", alpha=1e-4)
+    alone = fit_pipeline(build_pipeline(FeatureConfig(), config, seed=3), texts, topics, n_jobs=1)
+    with_workers = fit_pipeline(build_pipeline(FeatureConfig(), config, seed=3), texts, topics, n_jobs=2)
+    assert np.array_equal(alone.predict_proba(texts), with_workers.predict_proba(texts))
+    assert with_workers.named_steps["tfidf"].n_jobs is None and with_workers.named_steps["classifier"].n_jobs is None
