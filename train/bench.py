@@ -499,8 +499,9 @@ def _seconds(action: Callable[[], Any]) -> float:
 def _peak_rss_increase(action: Callable[[], Any], interval: float = 0.005) -> tuple[Any, int]:
     """Run ``action``; return its result and the peak resident memory above the level before it.
 
-    Sampled from /proc, so native buffers (liblinear, fastText) count too; freed memory is
-    handed back to the OS first so earlier work does not hide this one's peak.
+    Sampled from /proc for this process and its fit workers, so native buffers (liblinear,
+    fastText) count too; freed memory is handed back to the OS first so earlier work does not
+    hide this one's peak.
     """
     gc.collect()
     _trim_heap()
@@ -523,13 +524,31 @@ def _peak_rss_increase(action: Callable[[], Any], interval: float = 0.005) -> tu
 
 
 def _rss() -> int:
+    """Resident memory of this process and its child processes (fit workers), in bytes."""
     try:
         with open("/proc/self/statm", encoding="ascii") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            total = int(handle.read().split()[1])
     except OSError:  # not Linux: fall back to the process high-water mark
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    for pid in _child_pids():
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as handle:
+                total += int(handle.read().split()[1])
+        except OSError:  # the child has just exited
+            continue
+    return total * os.sysconf("SC_PAGE_SIZE")
+
+
+def _child_pids() -> list[str]:
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids += (task / "children").read_text(encoding="ascii").split()
+        except OSError:
+            continue
+    return pids
 
 
 def _trim_heap() -> None:

@@ -80,6 +80,18 @@ def test_peak_rss_increase_sees_a_large_allocation():
     assert 35 * 2**20 <= peak < 200 * 2**20
 
 
+def test_peak_rss_increase_counts_worker_processes():
+    import subprocess
+    import sys
+
+    def worker_holds_80_mib():
+        code = "import time; block = bytearray(80 * 2**20); time.sleep(0.3)"
+        subprocess.run([sys.executable, "-c", code], check=True)
+
+    _, peak = bench._peak_rss_increase(worker_holds_80_mib)
+    assert peak >= 75 * 2**20
+
+
 # --- the whole benchmark on a tiny fake data folder --------------------------------------------
 
 _WORDS = {
