@@ -28,8 +28,8 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
-from train.config import DataConfig, ExperimentConfig
-from train.data import Articles, DataError, load_articles
+from train.config import DataConfig, ExperimentConfig, SplitConfig
+from train.data import Articles, DataError, load_articles, split_by_date
 from train.errors import NewsclfError
 from train.model import NewsClassifier
 from train.pipeline import build_pipeline, fit_pipeline
@@ -39,10 +39,9 @@ AGNEWS_FILE = Path("agnews") / "agnews-test.jsonl"
 BBC_FILE = Path("bbc") / "bbc.jsonl"
 CAMEO_FILE = Path("cameo") / "cameo-train.jsonl"
 DATA_FILES = (CEP_FILE, AGNEWS_FILE, BBC_FILE, CAMEO_FILE)
-# The suggested development split of the CEP data: fit on the past, validate on the next year.
-CEP_TRAIN_YEARS = tuple(str(year) for year in range(2010, 2017))
-CEP_VALIDATION_YEARS = ("2017",)
-CEP_ALL_YEARS = CEP_TRAIN_YEARS + CEP_VALIDATION_YEARS
+# The suggested development split of the CEP data, as experiments/cep.toml has it: fit on
+# 2010-2016, validate on 2017.
+CEP_SPLIT = SplitConfig(mode="temporal", train_until="2016-12-31", validation_until="2017-12-31")
 FOLDS = 5
 BENCH_EXPERIMENT = "newsclf-bench"
 
@@ -83,14 +82,10 @@ def cep_articles(data_dir: Path) -> Articles:
     return load_articles(DataConfig(source=str(path), topic_column="label"))[0]
 
 
-def split_by_year(articles: Articles, train_years: tuple[str, ...], test_years: tuple[str, ...]) -> tuple[Articles, Articles]:
-    """Articles dated in ``train_years`` and in ``test_years`` (by the year of their ISO date)."""
-    years = [(date or "")[:4] for date in articles.dates]
-    train = articles.subset([i for i, year in enumerate(years) if year in train_years])
-    test = articles.subset([i for i, year in enumerate(years) if year in test_years])
-    if not len(train) or not len(test):
-        raise DataError(f"no dated articles in {list(train_years if not len(train) else test_years)}; the data needs ISO dates in those years")
-    return train, test
+def cep_development_split(cep: Articles) -> tuple[Articles, Articles]:
+    """The CEP items of 2010-2016 (fit) and of 2017 (validation), by the temporal split training uses."""
+    train, validation, _ = split_by_date(cep, CEP_SPLIT, "CEP")
+    return train, validation
 
 
 def deduplicate(articles: Articles) -> tuple[Articles, int]:
@@ -125,7 +120,7 @@ def corpus_realism(data_dir: Path) -> dict[str, Any]:
     Measures whether the hand-written corpus teaches what real news looks like.
     """
     corpus, _, _ = load_articles(DataConfig())
-    test = split_by_year(cep_articles(data_dir), CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS)[1]
+    test = cep_development_split(cep_articles(data_dir))[1]
     started = time.perf_counter()
     results: dict[str, Any] = {"corpus_items": len(corpus), "cep_2017_items": len(test), "cep_2017_toned_items": len(test.with_tone())}
     for task in ("topic", "tone"):
@@ -350,7 +345,7 @@ def _load(data_dir: Path, relative: Path, labels: tuple[str, ...]) -> Articles:
 
 def _cep_temporal(cep: Articles, peers) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Topic and tone, fitted on 2010-2016 and scored on 2017; also fastText's tuned settings per task."""
-    train, test = split_by_year(cep, CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS)
+    train, test = cep_development_split(cep)
     section: dict[str, Any] = {"train_items": len(train), "test_items": len(test), "test_items_with_tone": len(test.with_tone())}
     tuned: dict[str, dict[str, Any]] = {}
     for task in ("topic", "tone"):
@@ -391,7 +386,7 @@ def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeat
 
     Returns the section and, per model, its last fitted models (CAMEO scores their tone model).
     """
-    probe = split_by_year(cep, CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS)[1].texts
+    probe = cep_development_split(cep)[1].texts
     toned = cep.with_tone()
     models = {name: factories for name, factories in peers.items() if name != "majority"}
     if "fasttext" in models:
@@ -457,7 +452,7 @@ def _artifact(name: str, fit: dict[str, Any], repeats: int) -> tuple[int, float]
 
 def _cameo(cameo: Articles, fitted: dict[str, dict[str, Any]]) -> dict[str, Any]:
     toned = cameo.with_tone()
-    section: dict[str, Any] = {"items_with_tone": len(toned), "trained_on": f"CEP {CEP_ALL_YEARS[0]}-{CEP_ALL_YEARS[-1]}, items with a tone", "tone": {}}
+    section: dict[str, Any] = {"items_with_tone": len(toned), "trained_on": "CEP 2010-2017, items with a tone", "tone": {}}
     for name in (name for name in MODELS if name in fitted):
         predicted = fitted[name]["tone"].predict(toned.texts)
         section["tone"][name] = {

@@ -203,12 +203,12 @@ def _bench(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from train.bench import CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS, cep_articles, split_by_year
+    from train.bench import cep_articles, cep_development_split
     from train.tune import load_plan, recommended_toml, tune, tuning_page
 
     plan = load_plan(args.plan)
     tracking_uri = _tracking_uri(args.tracking_uri)
-    train, validation = split_by_year(cep_articles(Path(args.data)), CEP_TRAIN_YEARS, CEP_VALIDATION_YEARS)
+    train, validation = cep_development_split(cep_articles(Path(args.data)))
     result = tune(plan, train, validation, tracking_uri, lambda message: print(message, file=sys.stderr, flush=True))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -206,7 +206,7 @@ class ExperimentConfig:
     tone: ClassifierConfig = field(default_factory=ClassifierConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
-    # Worker processes for fitting (TF-IDF blocks side by side, one-vs-rest classes); results do not
+    # Parallel workers for fitting (TF-IDF blocks side by side, one-vs-rest classes); results do not
     # depend on it. Starting workers costs more than it saves on a few thousand short articles.
     n_jobs: int = 1
 

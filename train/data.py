@@ -181,7 +181,7 @@ def load_splits(
         articles = articles.subset(keep)
         split_values = None if split_values is None else [split_values[i] for i in keep]
     if split.mode == "temporal":
-        train, validation, test = _split_by_date(articles, split, report.source)
+        train, validation, test = split_by_date(articles, split, report.source)
     elif split.mode == "column":
         train, validation, test = _split_by_column(articles, split_values, split.column, report.source)
     else:
@@ -206,7 +206,8 @@ def split_articles(articles: Articles, config: SplitConfig, seed: int) -> tuple[
     return articles.subset(train_idx), articles.subset(val_idx), articles.subset(test_idx)
 
 
-def _split_by_date(articles: Articles, config: SplitConfig, where: str) -> tuple[Articles, Articles, Articles]:
+def split_by_date(articles: Articles, config: SplitConfig, where: str) -> tuple[Articles, Articles, Articles]:
+    """Train up to ``config.train_until``, validation up to ``config.validation_until``, test after (may be empty)."""
     parts: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
     for i, (item_id, raw) in enumerate(zip(articles.ids, articles.dates)):
         try:

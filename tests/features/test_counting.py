@@ -1,4 +1,4 @@
-"""BulkTfidfVectorizer gives exactly what TfidfVectorizer gives, with char_wb n-grams counted once per word."""
+"""BulkTfidfVectorizer gives exactly what TfidfVectorizer gives: vocabulary, idf and matrices."""
 
 import numpy as np
 import pytest
@@ -41,9 +41,18 @@ def test_fit_and_transform_match_scikit_learn_bit_for_bit(options):
 
 
 @settings(max_examples=200, deadline=None)
-@given(texts=st.lists(st.one_of(TRICKY, st.text(max_size=60)), min_size=1, max_size=6), probe=st.lists(st.one_of(TRICKY, st.text(max_size=40)), max_size=3))
-def test_arbitrary_text_gives_the_same_vocabulary_and_matrices(texts, probe):
-    options = dict(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+@given(
+    texts=st.lists(st.one_of(TRICKY, st.text(max_size=60)), min_size=1, max_size=6),
+    probe=st.lists(st.one_of(TRICKY, st.text(max_size=40)), max_size=3),
+    options=st.sampled_from(
+        [
+            dict(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
+            dict(analyzer="char_wb", ngram_range=(2, 4), min_df=2, max_df=0.8),
+            dict(analyzer="word", ngram_range=(1, 2), max_df=0.6),
+        ]
+    ),
+)
+def test_arbitrary_text_gives_the_same_vocabulary_and_matrices(texts, probe, options):
     try:
         ours, ours_matrix, theirs, theirs_matrix = _fitted_pair(texts, options)
     except ValueError as exc:  # no n-grams at all: both must refuse alike

@@ -13,7 +13,7 @@ from sklearn.svm import LinearSVC
 
 from tests.conftest import write_jsonl
 from train import bench
-from train.bench import deduplicate, flat_metrics, fold_accuracies, require_data, results_markdown, split_by_year
+from train.bench import cep_development_split, deduplicate, flat_metrics, fold_accuracies, require_data, results_markdown
 from train.cli import main
 from train.config import TOPICS, config_from_dict
 from train.data import Articles, DataError
@@ -34,12 +34,12 @@ def test_deduplicate_ignores_whitespace_case_and_punctuation_and_keeps_the_first
     assert kept.ids == ["a0", "a2", "a3"] and kept.topics == ["business", "business", "business"]
 
 
-def test_split_by_year_uses_the_year_of_the_date_and_refuses_an_empty_side():
-    articles = _articles(["a", "b", "c", "d"], dates=["2015-03-01", "2016-12-31", "2017-01-01", None])
-    train, test = split_by_year(articles, ("2015", "2016"), ("2017",))
-    assert train.texts == ["a", "b"] and test.texts == ["c"]
-    with pytest.raises(DataError, match=r"no dated articles in \['2018'\]"):
-        split_by_year(articles, ("2015",), ("2018",))
+def test_the_cep_development_split_fits_on_2010_2016_and_validates_on_2017():
+    articles = _articles(["a", "b", "c", "d"], dates=["2015-03-01", "2016-12-31", "2017-01-01", "2017-12-31"])
+    train, validation = cep_development_split(articles)
+    assert train.texts == ["a", "b"] and validation.texts == ["c", "d"]
+    with pytest.raises(DataError, match="CEP: a temporal split at 2016-12-31 / 2017-12-31 leaves 2 train and 0 validation"):
+        cep_development_split(articles.subset([0, 1]))
 
 
 def test_fold_accuracies_score_every_fold_on_the_same_folds():
