@@ -117,16 +117,16 @@ def build_small_model(per_topic: int = 6):
     from features.tfidf import FeatureConfig, NgramConfig
     from train.config import ClassifierConfig
     from train.model import NewsClassifier
-    from train.pipeline import build_pipeline, fit_tone_applies
+    from train.pipeline import build_pipeline, fit_pipeline, fit_tone_applies
 
     features = FeatureConfig(char=NgramConfig(analyzer="char_wb", ngram_range=(2, 4), min_df=2))
     items = corpus_slice(per_topic)
     texts = [item["title"] + "\n\n" + item["text"] for item in items]
     tones = [item["tone"] for item in items]
     toned = [(text, tone) for text, tone in zip(texts, tones) if tone]
-    topic = build_pipeline(features, ClassifierConfig(), seed=0).fit(texts, [item["topic"] for item in items])
+    topic, topic_features = fit_pipeline(build_pipeline(features, ClassifierConfig(), seed=0), texts, [item["topic"] for item in items])
     tone = build_pipeline(features, ClassifierConfig(), seed=0).fit(*zip(*toned))
-    applies = fit_tone_applies(topic, texts, tones, ClassifierConfig(), seed=0)
+    applies = fit_tone_applies(topic_features, tones, ClassifierConfig(), seed=0)
     return NewsClassifier(topic, tone, metadata={"experiment": "unit"}, tone_applies=applies)
 
 

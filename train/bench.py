@@ -257,7 +257,7 @@ class _Ours:
         self.pipeline, self.n_jobs = pipeline, n_jobs
 
     def fit(self, texts: list[str], labels: list[str]) -> Pipeline:
-        return fit_pipeline(self.pipeline, texts, labels, self.n_jobs)
+        return fit_pipeline(self.pipeline, texts, labels, self.n_jobs)[0]
 
     def predict(self, texts: list[str]):
         return self.pipeline.predict(texts)

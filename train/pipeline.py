@@ -19,32 +19,35 @@ def build_pipeline(features: FeatureConfig, classifier: ClassifierConfig, seed: 
     return Pipeline(build_feature_steps(features) + [("classifier", build_classifier(classifier, seed))])
 
 
-def fit_pipeline(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[str], n_jobs: int = 1) -> Pipeline:
-    """Fit ``pipeline`` with ``n_jobs`` workers for its TF-IDF blocks and one-vs-rest SGD classifier.
+def fit_pipeline(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[str], n_jobs: int = 1):
+    """Fit ``pipeline``; return it and the features it was fitted on (to fit more on them, not recompute).
 
-    The result is the same for any ``n_jobs``. The fitted pipeline is left single-process, so
+    ``n_jobs`` workers fit the TF-IDF blocks side by side and the one-vs-rest SGD classes; the
+    result is the same for any ``n_jobs``. The fitted pipeline is left single-process, so
     predicting with it never starts workers.
     """
     parallel = [f"{name}__n_jobs" for name, step in pipeline.steps if isinstance(step, (FeatureUnion, SGDClassifier))]
-    if n_jobs == 1 or not parallel:
-        return pipeline.fit(texts, labels)
-    pipeline.set_params(**dict.fromkeys(parallel, n_jobs))
+    if n_jobs != 1:
+        pipeline.set_params(**dict.fromkeys(parallel, n_jobs))
     try:
-        return pipeline.fit(texts, labels)
+        features = pipeline[:-1].fit_transform(texts, labels)
+        pipeline.steps[-1][1].fit(features, labels)
     finally:
         pipeline.set_params(**dict.fromkeys(parallel, None))
+    return pipeline, features
 
 
-def fit_tone_applies(topic: Pipeline, texts: Sequence[str], tones: Sequence[str | None], classifier: ClassifierConfig, seed: int):
-    """A classifier over the fitted topic pipeline's features: does the tone axis apply to an article?
+def fit_tone_applies(topic_features, tones: Sequence[str | None], classifier: ClassifierConfig, seed: int):
+    """A classifier over the topic pipeline's features: does the tone axis apply to an article?
 
-    Trained on every article, ``applies`` where it carries a tone label and ``not_applicable``
-    where the tone is null. Returns None when the articles do not have both kinds.
+    Trained on every article (``topic_features``, one row each), ``applies`` where it carries a
+    tone label and ``not_applicable`` where the tone is null. Returns None when the articles do
+    not have both kinds.
     """
     labels = [NOT_APPLICABLE if tone is None else APPLIES for tone in tones]
     if len(set(labels)) < 2:
         return None
-    return build_classifier(classifier, seed).fit(topic[:-1].transform(texts), labels)
+    return build_classifier(classifier, seed).fit(topic_features, labels)
 
 
 def build_classifier(config: ClassifierConfig, seed: int):

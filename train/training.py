@@ -105,14 +105,14 @@ def train(config: ExperimentConfig, tracking_uri: str, progress: Callable[[str],
 
 def _fit(config: ExperimentConfig, articles: Articles, has_tone: bool, clock: "_Clock", metadata: dict) -> NewsClassifier:
     clock.step(f"fitting topic model on {len(articles)} articles")
-    topic = fit_pipeline(build_pipeline(config.features, config.topic, config.seed), articles.texts, articles.topics, config.n_jobs)
+    topic, topic_features = fit_pipeline(build_pipeline(config.features, config.topic, config.seed), articles.texts, articles.topics, config.n_jobs)
     tone = None
     if has_tone:
         toned = articles.with_tone()
         clock.step(f"fitting tone model on {len(toned)} articles")
-        tone = fit_pipeline(build_pipeline(config.features, config.tone, config.seed), toned.texts, toned.tones, config.n_jobs)
+        tone, _ = fit_pipeline(build_pipeline(config.features, config.tone, config.seed), toned.texts, toned.tones, config.n_jobs)
         clock.step("fitting the tone-applies model on the topic features")
-        applies = fit_tone_applies(topic, articles.texts, articles.tones, config.tone, config.seed)
+        applies = fit_tone_applies(topic_features, articles.tones, config.tone, config.seed)
         return NewsClassifier(topic, tone, metadata=metadata, tone_applies=applies)
     return NewsClassifier(topic, None, metadata=metadata)
 

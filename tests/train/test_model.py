@@ -255,16 +255,16 @@ def test_the_seed_article_is_military_in_some_paragraphs_and_diplomatic_in_other
     """The mixed article that started the project, with a model trained on the whole shipped corpus."""
     from tests.conftest import read_corpus
     from train.config import load_config
-    from train.pipeline import fit_tone_applies
+    from train.pipeline import fit_pipeline, fit_tone_applies
 
     config = load_config("default", {})
     items = read_corpus()
     texts = [item["title"] + "\n\n" + item["text"] for item in items]
     tones = [item["tone"] for item in items]
     toned = [(text, tone) for text, tone in zip(texts, tones) if tone]
-    topic = build_pipeline(config.features, config.topic, config.seed).fit(texts, [item["topic"] for item in items])
+    topic, topic_features = fit_pipeline(build_pipeline(config.features, config.topic, config.seed), texts, [item["topic"] for item in items])
     tone = build_pipeline(config.features, config.tone, config.seed).fit(*zip(*toned))
-    model = NewsClassifier(topic, tone, tone_applies=fit_tone_applies(topic, texts, tones, config.tone, config.seed))
+    model = NewsClassifier(topic, tone, tone_applies=fit_tone_applies(topic_features, tones, config.tone, config.seed))
 
     seed = next((shared_path / "seeds").glob("000_*.txt")).read_text(encoding="utf-8")
     rows = model.paragraph_tones(seed)

@@ -30,7 +30,9 @@ def test_fitting_with_workers_gives_the_same_model_and_leaves_it_single_process(
     rows = corpus_slice(6)
     texts, topics = [row["text"] for row in rows], [row["topic"] for row in rows]
     config = ClassifierConfig(kind="sgd_logistic", alpha=1e-4)
-    alone = fit_pipeline(build_pipeline(FeatureConfig(), config, seed=3), texts, topics, n_jobs=1)
-    with_workers = fit_pipeline(build_pipeline(FeatureConfig(), config, seed=3), texts, topics, n_jobs=2)
+    alone, features = fit_pipeline(build_pipeline(FeatureConfig(), config, seed=3), texts, topics, n_jobs=1)
+    with_workers, _ = fit_pipeline(build_pipeline(FeatureConfig(), config, seed=3), texts, topics, n_jobs=2)
+    assert (features != alone[:-1].transform(texts)).nnz == 0  # the features it was fitted on
+    assert np.array_equal(alone.predict(texts), build_pipeline(FeatureConfig(), config, seed=3).fit(texts, topics).predict(texts))
     assert np.array_equal(alone.predict_proba(texts), with_workers.predict_proba(texts))
     assert with_workers.named_steps["tfidf"].n_jobs is None and with_workers.named_steps["classifier"].n_jobs is None
