@@ -47,6 +47,16 @@ def test_baselines_learn_the_training_label_distribution(scored):
     assert stratified["log_loss"] is None and 0 <= stratified["accuracy"] <= 1
 
 
+def test_the_stratified_baseline_is_the_mean_of_many_draws_not_one_lucky_one():
+    from train.report import _baselines
+
+    y_true = ["a"] * 100 + ["b"] * 100
+    # A random guess in 50/50 shares is right half the time; one draw of 200 items is off by ~0.035.
+    stratified = _baselines(y_true, ["a", "b"], seed=0)["stratified"]
+    assert stratified["accuracy"] == pytest.approx(0.5, abs=0.02)
+    assert stratified == _baselines(y_true, ["a", "b"], seed=0)["stratified"]
+
+
 def test_intervals_contain_the_estimate_and_repeat_with_the_seed(scored):
     m = scored.metrics
     for name in ("accuracy", "macro_f1"):
