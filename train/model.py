@@ -97,15 +97,31 @@ class NewsClassifier:
         rows = _rows(self, self._score(items))
         return rows[0] if single else rows
 
-    def predict_frame(self, texts: Any):
-        """Predictions as a flat pandas DataFrame: the scalar fields of :meth:`predict` and ``p_<task>_<label>`` columns."""
+    def predict_frame(self, texts: Any, explain: int = 0, paragraphs: bool = False):
+        """Predictions as a flat pandas DataFrame: the scalar fields of :meth:`predict` and ``p_<task>_<label>`` columns.
+
+        ``explain`` = k > 0 adds ``<task>_terms`` (:meth:`explain`'s k terms per text) and
+        ``paragraphs`` adds ``paragraph_tones`` (:meth:`paragraph_tones`), both as JSON strings
+        so the frame stays flat for MLflow serving.
+        """
+        import json
+
         import pandas as pd
 
-        scores = self._score(_as_texts(texts)[0])
+        if isinstance(explain, bool) or not isinstance(explain, int) or explain < 0:
+            raise ValueError(f"explain must be a whole number of terms >= 0, got {explain!r}")
+        items = _as_texts(texts)[0]
+        scores = self._score(items)
         columns = _scalar_columns(self, scores)
         for task, proba in scores.labelled():
             for j, label in enumerate(self.labels(task)):
                 columns[f"p_{task}_{label}"] = proba[:, j]
+        if explain:
+            explained = [self.explain(item, explain) for item in items]
+            for task in self.pipelines:
+                columns[f"{task}_terms"] = [json.dumps(item[task]["terms"]) for item in explained]
+        if paragraphs:
+            columns["paragraph_tones"] = [json.dumps(self.paragraph_tones(item)) for item in items]
         return pd.DataFrame(columns)
 
     def explain(self, text: Any, top_k: int = 10) -> dict[str, dict[str, Any]]:

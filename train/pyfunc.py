@@ -14,9 +14,17 @@ import pandas as pd
 
 from train.model import ARTIFACT_KEY
 
+# The inference params a logged model's signature declares, with their defaults (no extra columns).
+PARAMS = {"explain": 0, "paragraphs": False}
+
 
 class NewsClassifierPyfunc(mlflow.pyfunc.PythonModel):
-    """Takes a DataFrame with a ``text`` column (or a list of texts); returns one row per text."""
+    """Takes a DataFrame with a ``text`` column (or a list of texts); returns one row per text.
+
+    Params (``params=`` in Python, ``"params"`` in a REST request), as for
+    :meth:`train.model.NewsClassifier.predict_frame`: ``explain`` = k > 0 adds ``<task>_terms``,
+    ``paragraphs`` = true adds ``paragraph_tones``.
+    """
 
     def load_context(self, context):
         from train.model import NewsClassifier
@@ -25,4 +33,5 @@ class NewsClassifierPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         # A DataFrame's "text" column (else its first column), a list of texts, or one text.
-        return self.model.predict_frame(model_input)
+        settings = PARAMS | (params or {})
+        return self.model.predict_frame(model_input, explain=settings["explain"], paragraphs=settings["paragraphs"])

@@ -270,9 +270,10 @@ def _log_model(model: NewsClassifier, example_texts: list[str]):
     from mlflow.models import infer_signature
 
     from train.model import ARTIFACT_KEY
+    from train.pyfunc import PARAMS
 
     example = pd.DataFrame({"text": example_texts})
-    signature = infer_signature(example, model.predict_frame(example_texts))
+    signature = infer_signature(example, model.predict_frame(example_texts), params=PARAMS)
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / ARTIFACT_KEY)
         code = _bundle_code(Path(tmp) / "code")

@@ -134,6 +134,22 @@ def test_frame_has_the_scalar_fields_and_one_column_per_label(small_model):
     assert frame["empty"].tolist() == [False, True, False]
 
 
+def test_frame_adds_explanations_and_paragraph_tones_as_json_on_request(small_model):
+    texts = [MIXED, ""]
+    frame = small_model.predict_frame(texts, explain=3, paragraphs=True)
+    assert frame.drop(columns=["topic_terms", "tone_terms", "paragraph_tones"]).equals(small_model.predict_frame(texts))
+    for task in ("topic", "tone"):
+        assert [json.loads(cell) for cell in frame[f"{task}_terms"]] == [small_model.explain(text, 3)[task]["terms"] for text in texts]
+    assert json.loads(frame["paragraph_tones"][0]) == small_model.paragraph_tones(MIXED)
+    assert json.loads(frame["paragraph_tones"][1]) == [] and json.loads(frame["topic_terms"][1]) == []
+
+
+@pytest.mark.parametrize("explain", [-1, 2.5, True, "3"])
+def test_frame_refuses_an_explain_that_is_not_a_count(small_model, explain):
+    with pytest.raises(ValueError, match="explain must be a whole number of terms >= 0"):
+        small_model.predict_frame(["Talks resume."], explain=explain)
+
+
 def test_explanation_weights_are_tfidf_times_coefficient(small_model):
     explained = small_model.explain(MIXED, top_k=5)
     prediction = small_model.predict(MIXED)

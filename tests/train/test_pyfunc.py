@@ -78,7 +78,12 @@ def test_python_api_cli_and_pyfunc_agree(store, tmp_path):
     _assert_agree(rows, expected)
 
     mlflow.set_tracking_uri(store)
-    _assert_agree(_frame_rows(mlflow.pyfunc.load_model(MODEL_URI).predict(pd.DataFrame({"text": ARTICLES}))), expected)
+    pyfunc = mlflow.pyfunc.load_model(MODEL_URI)
+    _assert_agree(_frame_rows(pyfunc.predict(pd.DataFrame({"text": ARTICLES}))), expected)
+    explained = pyfunc.predict(pd.DataFrame({"text": ARTICLES}), params={"explain": 2, "paragraphs": True})
+    model = load_model(MODEL_URI, tracking_uri=store)
+    assert [json.loads(cell) for cell in explained["tone_terms"]] == [model.explain(text, 2)["tone"]["terms"] for text in ARTICLES]
+    assert json.loads(explained["paragraph_tones"][0]) == model.paragraph_tones(ARTICLES[0])
 
 
 def _free_port() -> int:
@@ -112,7 +117,12 @@ def test_make_serve_answers_invocations_like_the_python_api(store, tmp_path):
                 time.sleep(1)
         answer = _post(f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"text": text} for text in ARTICLES]})
         assert {"topic", "tone", "tone_score", "tone_applies_probability", "p_topic_sports"} <= set(answer["predictions"][0])
-        _assert_agree(answer["predictions"], load_model(MODEL_URI, tracking_uri=store).predict(ARTICLES))
+        model = load_model(MODEL_URI, tracking_uri=store)
+        _assert_agree(answer["predictions"], model.predict(ARTICLES))
+        payload = {"dataframe_records": [{"text": ARTICLES[0]}], "params": {"explain": 3, "paragraphs": True}}
+        row = _post(f"http://127.0.0.1:{port}/invocations", payload)["predictions"][0]
+        assert json.loads(row["topic_terms"]) == model.explain(ARTICLES[0], 3)["topic"]["terms"]
+        assert json.loads(row["paragraph_tones"]) == model.paragraph_tones(ARTICLES[0])
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
