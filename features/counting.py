@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from itertools import repeat
+from collections.abc import Callable, Iterable
+from itertools import chain, repeat
 
 import numpy as np
 from scipy import sparse
@@ -33,6 +33,18 @@ def flatten_counters(counters: list[Counter]) -> tuple[list[str], np.ndarray, np
         counts.extend(counter.values())
     rows = np.repeat(np.arange(len(counters), dtype=np.int64), [len(counter) for counter in counters])
     return keys, rows, np.array(counts, dtype=np.int64)
+
+
+def columns_by_word(words: list[str], ngrams: Callable[[str], list[str]], *lookups: Callable[[list[str]], np.ndarray]) -> list[list[np.ndarray]]:
+    """Per lookup (one per vocabulary), the columns of each word's n-grams.
+
+    Each word is analysed once and each vocabulary is searched once for all the words: one NumPy
+    call per word would cost more than the lookups themselves.
+    """
+    grams = list(map(ngrams, words))
+    lengths = np.fromiter(map(len, grams), dtype=np.int64, count=len(grams))
+    flat, bounds = list(chain.from_iterable(grams)), np.cumsum(lengths)[:-1]
+    return [np.split(lookup(flat), bounds) if words else [] for lookup in lookups]
 
 
 def known_columns(vocabulary: dict[str, int], grams) -> np.ndarray:
@@ -94,7 +106,8 @@ class BulkTfidfVectorizer(TfidfVectorizer):
         words, word_rows, word_repeats = flatten_counters(
             [Counter(_WHITE_SPACES.sub(" ", preprocess(decode(document))).split()) for document in documents]
         )
-        per_word = {word: columns_of(self._char_wb_ngrams(word)) for word in dict.fromkeys(words)}
+        distinct = list(dict.fromkeys(words))
+        per_word = dict(zip(distinct, columns_by_word(distinct, self._char_wb_ngrams, columns_of)[0]))
         parts = [per_word[word] for word in words]
         lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         columns = np.concatenate(parts) if parts else np.empty(0, np.int64)

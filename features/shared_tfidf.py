@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -18,7 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from features.cleaning import ArticleCleaner
-from features.counting import BulkTfidfVectorizer, flatten_counters, known_columns
+from features.counting import BulkTfidfVectorizer, columns_by_word, flatten_counters, known_columns
 
 # Words remembered per analyzer: under 1 KB each, so at most a few tens of MB.
 _WORD_CACHE_SIZE = 1 << 15
@@ -87,28 +88,29 @@ class _Analysis:
         # char_wb n-grams of a text are the n-grams of each of its whitespace-separated words.
         words, word_rows, word_repeats = flatten_counters([Counter(text.split()) for text in texts])
         entries = list(map(self._words.get, words))
-        for position, (word, entry) in enumerate(zip(words, entries)):
-            if entry is None:  # the word may have been remembered for an earlier text of this batch
-                entries[position] = self._words.get(word) or self._remember(word)
+        unseen = list(dict.fromkeys(word for word, entry in zip(words, entries) if entry is None))
+        if unseen:
+            learnt = self._remember(unseen)
+            entries = [learnt[word] if entry is None else entry for word, entry in zip(words, entries)]
         result = []
         for index in range(len(self.vocabularies)):
             parts = [entry[index] for entry in entries]
             lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
             columns = np.concatenate(parts) if parts else np.empty(0, np.int64)
-            result.append((np.repeat(word_rows, lengths), columns, np.repeat(word_repeats, lengths)))
+            known = columns >= 0
+            result.append((np.repeat(word_rows, lengths)[known], columns[known], np.repeat(word_repeats, lengths)[known]))
         return result
 
-    def _remember(self, word: str) -> list[np.ndarray]:
-        grams = self.analyze(word)
-        entry = []
-        for vocabulary in self.vocabularies:
-            columns = known_columns(vocabulary, grams)
-            entry.append(columns[columns >= 0])
-        if len(word) <= _LONGEST_CACHED_WORD:
-            if len(self._words) >= _WORD_CACHE_SIZE:
-                self._words.clear()
-            self._words[word] = entry
-        return entry
+    def _remember(self, words: list[str]) -> dict[str, list[np.ndarray]]:
+        """Each word's columns per vocabulary (-1 for n-grams outside it), kept for later texts."""
+        per_vocabulary = columns_by_word(words, self.analyze, *(partial(known_columns, vocabulary) for vocabulary in self.vocabularies))
+        learnt = {word: [columns[i] for columns in per_vocabulary] for i, word in enumerate(words)}
+        for word, entry in learnt.items():
+            if len(word) <= _LONGEST_CACHED_WORD:
+                if len(self._words) >= _WORD_CACHE_SIZE:
+                    self._words.clear()
+                self._words[word] = entry
+        return learnt
 
 
 class SharedTfidf:

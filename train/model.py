@@ -177,11 +177,11 @@ class NewsClassifier:
         empty = np.array([not text for text in cleaned], dtype=bool)
         probabilities = {}
         for task, pipeline in self.pipelines.items():
-            proba = pipeline.steps[-1][1].predict_proba(features[task]) if texts else np.empty((0, len(pipeline.classes_)))
+            proba = _probabilities(pipeline.steps[-1][1], features[task]) if texts else np.empty((0, len(pipeline.classes_)))
             proba[empty] = 1.0 / proba.shape[1]
             probabilities[task] = proba
         if self.tone_applies is not None:
-            applies = self.tone_applies.predict_proba(features["topic"])[:, list(self.tone_applies.classes_).index(APPLIES)] if texts else np.empty(0)
+            applies = _probabilities(self.tone_applies, features["topic"])[:, list(self.tone_applies.classes_).index(APPLIES)] if texts else np.empty(0)
             applies[empty] = 0.0
             probabilities[TONE_APPLIES] = applies
         return _Scores(probabilities, empty, features, cleaned)
@@ -331,6 +331,31 @@ def _rows(model: NewsClassifier, scores: _Scores) -> list[dict[str, Any]]:
 
 def _military_column(labels: list[str]) -> int | None:
     return labels.index(MILITARY) if MILITARY in labels and len(labels) == 2 else None
+
+
+def _probabilities(classifier, features) -> np.ndarray:
+    """``classifier.predict_proba(features)``, computed as scikit-learn does for the linear models
+    training builds but without its input checks, which cost more than the arithmetic for one article."""
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.utils.extmath import softmax
+
+    kind = type(classifier)
+    if not (kind is LogisticRegression or (kind is SGDClassifier and classifier.loss == "log_loss")):
+        return classifier.predict_proba(features)
+    scores = features @ classifier.coef_.T + classifier.intercept_
+    if kind is LogisticRegression and len(classifier.classes_) > 2:
+        return softmax(scores, copy=False)
+    if scores.shape[1] == 1:
+        positive = expit(scores.ravel())
+        return np.stack([1 - positive, positive], axis=1)
+    # One-vs-rest logistic scores normalised over the classes (SGD), as scikit-learn's _predict_proba_lr.
+    proba = expit(scores, out=scores)
+    total = proba.sum(axis=1)
+    proba[total == 0, :] = 1
+    total[total == 0] = proba.shape[1]
+    proba /= total.reshape(proba.shape[0], -1)
+    return proba
 
 
 def _as_texts(texts: Any) -> tuple[list[str], bool]:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 
 from features.cleaning import ArticleCleaner
 from features.tfidf import FeatureConfig, NgramConfig
@@ -288,3 +289,18 @@ def test_the_seed_article_is_military_in_some_paragraphs_and_diplomatic_in_other
     assert {row["tone"] for row in rows} == {"military", "diplomatic"}
     assert model.predict(seed)["tone_applies"] is True
     assert any(term["term"] == "military" for term in model.explain(seed)["tone"]["terms"])
+
+
+@pytest.mark.parametrize("kind", ["logistic_regression", "sgd_logistic", "linear_svc"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_probabilities_are_scikit_learns_predict_proba_bit_for_bit(kind, classes):
+    from train.config import ClassifierConfig
+    from train.model import _probabilities
+    from train.pipeline import build_classifier
+
+    rng = np.random.default_rng(0)
+    features = sparse.random(60, 40, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    labels = [f"c{i % classes}" for i in range(60)]
+    classifier = build_classifier(ClassifierConfig(kind=kind, C=1.0, alpha=1e-3), seed=0).fit(features, labels)
+    probe = sparse.csr_matrix(rng.random((5, 40)).astype(np.float32))
+    assert np.array_equal(_probabilities(classifier, probe), classifier.predict_proba(probe))
