@@ -31,7 +31,10 @@ from train.errors import NewsclfError
 
 MANIFEST = "newsclf-model.json"
 FORMAT = "newsclf-model"
-FORMAT_VERSION = 1
+# Version 2: the TF-IDF blocks may be features.counting.BulkTfidfVectorizer. Version 1 folders
+# (plain TfidfVectorizer) still load; a reader that knows only version 1 refuses version 2 cleanly.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # Name of the model folder inside a logged MLflow model's artifacts.
 ARTIFACT_KEY = "newsclf_model"
 # The optional model of whether the tone axis applies, and its two labels.
@@ -251,9 +254,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT:
         raise ModelFormatError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFormatError(
-            f"{path}: format version {version!r} is not supported (this newsclf reads version {FORMAT_VERSION}); "
+            f"{path}: format version {version!r} is not supported (this newsclf reads versions {list(READABLE_VERSIONS)}); "
             "retrain the model or install the newsclf release that wrote it"
         )
     saved = manifest.get("scikit_learn_version", "")

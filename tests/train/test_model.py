@@ -12,6 +12,7 @@ from scipy import sparse
 from features.cleaning import ArticleCleaner
 from features.tfidf import FeatureConfig, NgramConfig
 from tests.conftest import corpus_slice
+from train._files import sha256_file
 from train.config import ClassifierConfig
 from train.evaluate import class_weights
 from train.explain import _spread_over_words
@@ -238,6 +239,27 @@ def test_unknown_formats_and_versions_are_refused(small_model, tmp_path, changes
     _edit_manifest(tmp_path / "m", **changes)
     with pytest.raises(ModelFormatError, match=message):
         NewsClassifier.load(tmp_path / "m")
+
+
+def test_version_1_folders_with_scikit_learns_own_vectorizers_still_load(small_model, tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from train.model import FORMAT_VERSION
+
+    saved = small_model.save(tmp_path / "m")
+    assert json.loads((saved / MANIFEST).read_text())["format_version"] == FORMAT_VERSION == 2
+    for name in ("topic", "tone"):  # what version 1 wrote: plain TfidfVectorizers, same state
+        pipeline = joblib.load(saved / f"{name}.joblib")
+        for _, vectorizer in pipeline.named_steps["tfidf"].transformer_list:
+            vectorizer.__class__ = TfidfVectorizer
+        joblib.dump(pipeline, saved / f"{name}.joblib")
+    manifest = json.loads((saved / MANIFEST).read_text())
+    for name, entry in manifest["tasks"].items():
+        entry["sha256"] = sha256_file(saved / entry["file"])
+    manifest["format_version"] = 1
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    texts = [MIXED, "Talks resume in Geneva."]
+    assert NewsClassifier.load(saved).predict(texts) == small_model.predict(texts)
 
 
 @pytest.mark.parametrize("filename", ["tone.joblib", "tone_applies.joblib"])
