@@ -206,13 +206,14 @@ class ExperimentConfig:
     tone: ClassifierConfig = field(default_factory=ClassifierConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
-    # Parallel workers for fitting (TF-IDF blocks side by side, one-vs-rest classes); results do not
-    # depend on it. Starting workers costs more than it saves on a few thousand short articles.
+    # Parallel workers for fitting (TF-IDF blocks side by side, one-vs-rest classes), -1 for every
+    # core; results do not depend on it. Starting workers costs more than it saves on a few thousand
+    # short articles.
     n_jobs: int = 1
 
     def __post_init__(self):
-        if self.n_jobs < 1:
-            raise ValueError(f"n_jobs must be >= 1, got {self.n_jobs}")
+        if self.n_jobs < 1 and self.n_jobs != -1:
+            raise ValueError(f"n_jobs must be >= 1, or -1 for every core, got {self.n_jobs}")
 
 
 def load_config(experiment: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

@@ -48,7 +48,8 @@ def test_experiment_by_path(tmp_path):
         ('[search.grid]\n"topic.C" = []\n', "needs at least one value"),
         ('[search.grid]\n"tracking.experiment" = ["x"]\n', "cannot be searched"),
         ('[search.grid]\n"n_jobs" = [1, 2]\n', "cannot be searched"),
-        ("n_jobs = 0\n", "top level: n_jobs must be >= 1"),
+        ("n_jobs = 0\n", "top level: n_jobs must be >= 1, or -1 for every core"),
+        ("n_jobs = -2\n", "n_jobs must be >= 1, or -1"),
         ("n_jobs = 'all'\n", "n_jobs must be an integer"),
     ],
 )
