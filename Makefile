@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EXPERIMENT ?= default
+PLAN ?= bench/tuning.toml
 BENCH_EXPERIMENT ?= cep
 TRACKING_URI ?= sqlite:///mlflow.db
 PORT ?= 5000
@@ -39,8 +40,8 @@ bench: $(BIN)/newsclf ## ours vs peers on the real data (DATA=../shared/data, BE
 	@$(BIN)/pip install --quiet -e '.[bench]' || echo "the fastText extra did not install: the bench runs and notes it"
 	$(BIN)/newsclf bench --data $(or $(DATA),../shared/data) --experiment $(BENCH_EXPERIMENT) --tracking-uri $(TRACKING_URI)
 
-tune: $(BIN)/newsclf ## coarse-to-fine search on CEP 2010-2016 -> 2017 (DATA=../shared/data), table in bench/tuning.md
-	$(BIN)/newsclf tune --data $(or $(DATA),../shared/data) --plan bench/tuning.toml --tracking-uri $(TRACKING_URI)
+tune: $(BIN)/newsclf ## coarse-to-fine search on CEP 2010-2016 -> 2017 (DATA=../shared/data, PLAN=bench/tuning.toml), table in the plan's .md
+	$(BIN)/newsclf tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(PLAN:.toml=.md) --tracking-uri $(TRACKING_URI)
 
 ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)

@@ -37,6 +37,8 @@ def plan_file(tmp_path):
         ('[[stage]]\nname = "x"\n"topic.C" = 1.0\n', "x: every key must map to a non-empty list"),
         ('[[stage]]\n"topic.C" = []\n', "stage 1: every key must map to a non-empty list"),
         ("[[stage]\n", "not valid TOML"),
+        ('seeds = [1, 1]\n[[stage]]\n"topic.C" = [1.0]\n', "seeds must be a list of distinct integers"),
+        ('seeds = 3\n[[stage]]\n"topic.C" = [1.0]\n', "seeds must be a list of distinct integers"),
     ],
 )
 def test_bad_plans_are_refused_with_the_reason(tmp_path, text, message):
@@ -78,6 +80,24 @@ def test_stages_refine_the_best_so_far_and_every_candidate_is_a_nested_run(plan_
     table = tuning_table(result)
     assert table.count("\n") == 2 + 4 and table.count("**best**") == 1
     assert table in tuning_page(result, plan, "newsclf tune") and recommended_toml(result.best.config) in tuning_page(result, plan, "x")
+
+
+def test_with_seeds_every_score_is_the_mean_over_the_seeds(plan_file, tracking_uri):
+    from train.tune import _Scorer
+
+    rows = corpus_slice(10)
+    train = _articles([row for i, row in enumerate(rows) if i % 10 < 7])
+    validation = _articles([row for i, row in enumerate(rows) if i % 10 >= 7])
+    plan_file.write_text("seeds = [1, 2, 3]\n" + plan_file.read_text())
+    plan = load_plan(plan_file)
+    assert plan.seeds == (1, 2, 3)
+    result = tune(plan, train, validation, tracking_uri)
+    first = result.trials[0]
+    scorer = _Scorer(train, validation)
+    alone = [scorer.score(first.config, (seed,)) for seed in (1, 2, 3)]
+    assert first.scores["topic_macro_f1"] == pytest.approx(sum(run["topic_macro_f1"] for run in alone) / 3)
+    assert first.scores["mean_macro_f1_sd"] >= 0 and all(run["mean_macro_f1_sd"] == 0 for run in alone)
+    assert "mean over the SGD seeds [1, 2, 3]" in tuning_page(result, plan, "newsclf tune")
 
 
 def test_tune_command_refuses_missing_data_in_one_line(plan_file, tmp_path, capsys):
