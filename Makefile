@@ -41,7 +41,7 @@ bench: $(BIN)/newsclf ## ours vs peers on the real data (DATA=../shared/data, BE
 	$(BIN)/newsclf bench --data $(or $(DATA),../shared/data) --experiment $(BENCH_EXPERIMENT) --tracking-uri $(TRACKING_URI)
 
 tune: $(BIN)/newsclf ## coarse-to-fine search on CEP 2010-2016 -> 2017 (DATA=../shared/data, PLAN=bench/tuning.toml), table in the plan's .md
-	$(BIN)/newsclf tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(PLAN:.toml=.md) --tracking-uri $(TRACKING_URI)
+	$(BIN)/newsclf tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(basename $(PLAN)).md --tracking-uri $(TRACKING_URI)
 
 ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)

@@ -61,7 +61,7 @@ class BulkTfidfVectorizer(TfidfVectorizer):
         old_columns = np.fromiter(map(vocabulary.__getitem__, terms), dtype=np.int64, count=len(terms))
         new_column = np.empty(len(terms), dtype=X.indices.dtype)
         new_column[old_columns] = np.arange(len(terms), dtype=X.indices.dtype)
-        vocabulary.clear()  # in place, as scikit-learn's caller expects
+        # In place, as scikit-learn's caller expects; updating existing keys keeps their order, as its loop does.
         vocabulary.update(zip(terms, range(len(terms))))
         X.indices = new_column.take(X.indices, mode="clip")
         return X

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from functools import partial
+from itertools import islice
 
 import numpy as np
 from scipy import sparse
@@ -21,7 +22,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from features.cleaning import ArticleCleaner
 from features.counting import BulkTfidfVectorizer, columns_by_word, flatten_counters, known_columns
 
-# Words remembered per analyzer: under 1 KB each, so at most a few tens of MB.
+# Words remembered per analyzer: a few hundred bytes each (about 2.5 KB for the longest), so tens of MB at most.
 _WORD_CACHE_SIZE = 1 << 15
 # Longer "words" (URLs, runs of symbols) are rare and would only crowd the cache.
 _LONGEST_CACHED_WORD = 40
@@ -102,14 +103,22 @@ class _Analysis:
         return result
 
     def _remember(self, words: list[str]) -> dict[str, list[np.ndarray]]:
-        """Each word's columns per vocabulary (-1 for n-grams outside it), kept for later texts."""
-        per_vocabulary = columns_by_word(words, self.analyze, *(partial(known_columns, vocabulary) for vocabulary in self.vocabularies))
-        learnt = {word: [columns[i] for columns in per_vocabulary] for i, word in enumerate(words)}
-        for word, entry in learnt.items():
-            if len(word) <= _LONGEST_CACHED_WORD:
-                if len(self._words) >= _WORD_CACHE_SIZE:
+        """Each word's columns per vocabulary (-1 for n-grams outside it); short words are kept for later texts."""
+        lookups = [partial(known_columns, vocabulary) for vocabulary in self.vocabularies]
+        learnt: dict[str, list[np.ndarray]] = {}
+        # Looked up apart, so that the arrays the cached entries are views of hold no long word's n-grams.
+        short = [word for word in words if len(word) <= _LONGEST_CACHED_WORD]
+        long = [word for word in words if len(word) > _LONGEST_CACHED_WORD]
+        for group, cached in ((short, True), (long, False)):
+            if not group:
+                continue
+            per_vocabulary = columns_by_word(group, self.analyze, *lookups)
+            entries = {word: [columns[i] for columns in per_vocabulary] for i, word in enumerate(group)}
+            learnt |= entries
+            if cached:
+                if len(self._words) + len(entries) > _WORD_CACHE_SIZE:
                     self._words.clear()
-                self._words[word] = entry
+                self._words.update(islice(entries.items(), _WORD_CACHE_SIZE))
         return learnt
 
 

@@ -83,7 +83,8 @@ def cep_articles(data_dir: Path) -> Articles:
 
 
 def cep_development_split(cep: Articles) -> tuple[Articles, Articles]:
-    """The CEP items of 2010-2016 (fit) and of 2017 (validation), by the temporal split training uses."""
+    """The CEP items dated up to 2016-12-31 (fit) and in 2017 (validation), by the temporal split
+    training uses; an item without an ISO date is an error, as in training."""
     train, validation, _ = split_by_date(cep, CEP_SPLIT, "CEP")
     return train, validation
 
@@ -246,8 +247,15 @@ def _peers(config: ExperimentConfig, fasttext_seconds: int) -> dict[str, dict[st
         "majority": {task: (lambda: DummyClassifier(strategy="most_frequent")) for task in ("topic", "tone")},
     }
     if fasttext_seconds > 0 and _fasttext_missing_reason() is None:
-        peers["fasttext"] = {task: (lambda: FastTextClassifier(autotune_seconds=fasttext_seconds, seed=config.seed, threads=config.n_jobs)) for task in ("topic", "tone")}
+        peers["fasttext"] = {task: (lambda: FastTextClassifier(autotune_seconds=fasttext_seconds, seed=config.seed, threads=_workers(config))) for task in ("topic", "tone")}
     return {name: peers[name] for name in MODELS if name in peers}
+
+
+def _workers(config: ExperimentConfig) -> int:
+    """The experiment's n_jobs as a count of workers (-1 is every core), for fastText and the results."""
+    from joblib import effective_n_jobs
+
+    return effective_n_jobs(config.n_jobs)
 
 
 class _Ours:
@@ -390,7 +398,7 @@ def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeat
     toned = cep.with_tone()
     models = {name: factories for name, factories in peers.items() if name != "majority"}
     if "fasttext" in models:
-        models["fasttext"] = {task: (lambda task=task: FastTextClassifier(seed=config.seed, params=tuned_fasttext[task], threads=config.n_jobs)) for task in ("topic", "tone")}
+        models["fasttext"] = {task: (lambda task=task: FastTextClassifier(seed=config.seed, params=tuned_fasttext[task], threads=_workers(config))) for task in ("topic", "tone")}
     section: dict[str, Any] = {"items": len(cep), "items_with_tone": len(toned), "repeats": repeats}
     fitted: dict[str, Any] = {}
     for name, factories in models.items():
@@ -423,7 +431,7 @@ def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeat
         for name in models:
             section[name]["fit_time_ratio_to_tfidf_svc"] = section[name]["fit_seconds_both_tasks"] / baseline
     section["cpu_count"] = os.cpu_count()
-    section["n_jobs"] = config.n_jobs
+    section["n_jobs"] = _workers(config)
     return section, fitted
 
 
@@ -498,6 +506,7 @@ def _peak_rss_increase(action: Callable[[], Any], interval: float = 0.005) -> tu
     fastText) count too; freed memory is handed back to the OS first so earlier work does not
     hide this one's peak.
     """
+    _stop_idle_workers()
     gc.collect()
     _trim_heap()
     baseline = peak = _rss()
@@ -534,6 +543,14 @@ def _rss() -> int:
         except OSError:  # the child has just exited
             continue
     return total * os.sysconf("SC_PAGE_SIZE")
+
+
+def _stop_idle_workers() -> None:
+    # joblib keeps fit workers alive between fits; left running, their memory would sit in the
+    # baseline rather than in the peak of the fit that needs them.
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
 
 
 def _child_pids() -> list[str]:

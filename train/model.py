@@ -14,6 +14,7 @@ checksums catch a file changed after saving, not a manifest forged with it.
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class NewsClassifier:
 
         import pandas as pd
 
-        if isinstance(explain, bool) or not isinstance(explain, int) or explain < 0:
+        if isinstance(explain, bool) or not isinstance(explain, numbers.Integral) or explain < 0:
             raise ValueError(f"explain must be a whole number of terms >= 0, got {explain!r}")
         items = _as_texts(texts)[0]
         scores = self._score(items)
@@ -120,7 +121,7 @@ class NewsClassifier:
             for j, label in enumerate(self.labels(task)):
                 columns[f"p_{task}_{label}"] = proba[:, j]
         if explain:
-            explained = [self.explain(item, explain) for item in items]
+            explained = [self.explain(item, int(explain)) for item in items]
             for task in self.pipelines:
                 columns[f"{task}_terms"] = [json.dumps(item[task]["terms"]) for item in explained]
         if paragraphs:

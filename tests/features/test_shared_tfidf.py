@@ -73,6 +73,14 @@ def test_the_word_cache_stays_bounded_and_long_words_are_not_kept(monkeypatch):
     _assert_same(texts)
 
 
+def test_cached_words_do_not_keep_a_long_words_ngrams_alive():
+    shared = SharedTfidf(UNIONS)
+    shared.transform(["troops " + "x" * 100_000])
+    cache = next(analysis for analysis in shared._analyses if analysis.per_word)._words
+    for columns in cache["troops"]:
+        assert (columns.base if columns.base is not None else columns).size < 1_000
+
+
 @pytest.mark.parametrize(
     "vectorizer",
     [

@@ -80,6 +80,32 @@ def test_peak_rss_increase_sees_a_large_allocation():
     assert 35 * 2**20 <= peak < 200 * 2**20
 
 
+def test_peak_rss_increase_counts_fit_workers_even_when_an_earlier_fit_started_them():
+    from tests.conftest import corpus_slice
+    from features.tfidf import FeatureConfig
+    from train.config import ClassifierConfig
+    from train.pipeline import build_pipeline, fit_pipeline
+
+    rows = corpus_slice(4)
+    texts, topics = [row["text"] for row in rows], [row["topic"] for row in rows]
+
+    def fit():
+        return fit_pipeline(build_pipeline(FeatureConfig(), ClassifierConfig(kind="sgd_logistic"), 0), texts, topics, n_jobs=2)
+
+    fit()  # leaves joblib's workers running
+    _, peak = bench._peak_rss_increase(fit)
+    assert peak >= 60 * 2**20  # two fresh Python processes with scikit-learn imported
+
+
+def test_workers_are_a_count_even_for_every_core():
+    from joblib import cpu_count
+
+    from train.config import load_config
+
+    assert bench._workers(load_config("default", {"n_jobs": -1})) == cpu_count()
+    assert bench._workers(load_config("default", {"n_jobs": 2})) == 2
+
+
 def test_peak_rss_increase_counts_worker_processes():
     import subprocess
     import sys

@@ -146,6 +146,23 @@ def test_frame_adds_explanations_and_paragraph_tones_as_json_on_request(small_mo
     assert json.loads(frame["paragraph_tones"][1]) == [] and json.loads(frame["topic_terms"][1]) == []
 
 
+def test_probabilities_fall_back_to_uniform_when_every_one_vs_rest_score_underflows():
+    from train.config import ClassifierConfig
+    from train.model import _probabilities
+    from train.pipeline import build_classifier
+
+    features = sparse.random(30, 10, density=0.3, format="csr", random_state=2)
+    classifier = build_classifier(ClassifierConfig(kind="sgd_logistic"), seed=0).fit(features, [f"c{i % 3}" for i in range(30)])
+    classifier.intercept_[:] = -1e4  # expit gives exactly 0 for every class
+    assert np.array_equal(_probabilities(classifier, features[:4]), classifier.predict_proba(features[:4]))
+    assert np.allclose(_probabilities(classifier, features[:4]), 1 / 3)
+
+
+def test_frame_takes_a_numpy_integer_for_explain(small_model):
+    frame = small_model.predict_frame([MIXED], explain=np.int64(2))
+    assert json.loads(frame["topic_terms"][0]) == small_model.explain(MIXED, 2)["topic"]["terms"]
+
+
 @pytest.mark.parametrize("explain", [-1, 2.5, True, "3"])
 def test_frame_refuses_an_explain_that_is_not_a_count(small_model, explain):
     with pytest.raises(ValueError, match="explain must be a whole number of terms >= 0"):
@@ -326,3 +343,4 @@ def test_probabilities_are_scikit_learns_predict_proba_bit_for_bit(kind, classes
     classifier = build_classifier(ClassifierConfig(kind=kind, C=1.0, alpha=1e-3), seed=0).fit(features, labels)
     probe = sparse.csr_matrix(rng.random((5, 40)).astype(np.float32))
     assert np.array_equal(_probabilities(classifier, probe), classifier.predict_proba(probe))
+    assert np.array_equal(_probabilities(classifier, probe.astype(np.float64)), classifier.predict_proba(probe.astype(np.float64)))
