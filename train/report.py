@@ -221,12 +221,21 @@ def _baselines(y_true: list[str], fit_labels: Sequence[str], seed: int) -> dict[
     majority = DummyClassifier(strategy="prior").fit(fit_features, list(fit_labels))
     scores = _scores(y_true, [str(label) for label in majority.predict(features)], majority.predict_proba(features), [str(c) for c in majority.classes_])
     results = {MAJORITY: {key: scores[key] for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss")}}
-    draws = []
-    for draw in range(STRATIFIED_DRAWS):
-        guess = DummyClassifier(strategy="stratified", random_state=seed + draw).fit(fit_features, list(fit_labels))
-        predicted = [str(label) for label in guess.predict(features)]
-        draws.append([accuracy_score(y_true, predicted)] + [f1_score(y_true, predicted, average=average, zero_division=0) for average in ("macro", "weighted")])
-    accuracy, macro_f1, weighted_f1 = np.mean(draws, axis=0).tolist()
+    labels = sorted(set(y_true) | {str(label) for label in fit_labels})
+    index = {label: i for i, label in enumerate(labels)}
+    guesses = [
+        DummyClassifier(strategy="stratified", random_state=seed + draw).fit(fit_features, list(fit_labels)).predict(features)
+        for draw in range(STRATIFIED_DRAWS)
+    ]
+    # All draws scored at once from their confusion counts, as the bootstrap intervals are.
+    true_index = np.array([index[label] for label in y_true])
+    guess_index = np.array([[index[str(label)] for label in guess] for guess in guesses])
+    confusions = confusion_counts(true_index, guess_index, len(labels))
+    accuracy_draws, macro_draws = confusion_scores(confusions)
+    true_counts = confusions.sum(axis=-1)
+    f1 = 2 * np.diagonal(confusions, axis1=-2, axis2=-1) / np.maximum(true_counts + confusions.sum(axis=-2), 1)
+    weighted_draws = (f1 * true_counts).sum(axis=-1) / true_counts.sum(axis=-1)
+    accuracy, macro_f1, weighted_f1 = (float(values.mean()) for values in (accuracy_draws, macro_draws, weighted_draws))
     # Its "probabilities" are one-hot random draws: no log loss.
     results[STRATIFIED] = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": weighted_f1, "log_loss": None}
     return results

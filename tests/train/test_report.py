@@ -50,11 +50,20 @@ def test_baselines_learn_the_training_label_distribution(scored):
 def test_the_stratified_baseline_is_the_mean_of_many_draws_not_one_lucky_one():
     from train.report import _baselines
 
-    y_true = ["a"] * 100 + ["b"] * 100
-    # A random guess in 50/50 shares is right half the time; one draw of 200 items is off by ~0.035.
+    from sklearn.dummy import DummyClassifier
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from train.report import STRATIFIED_DRAWS
+
+    y_true = ["a"] * 100 + ["b"] * 100 + ["c"] * 3  # "c" never seen in training
+    # A random guess in 50/50 shares is right half the time on a and b; one draw is off by ~0.035.
     stratified = _baselines(y_true, ["a", "b"], seed=0)["stratified"]
-    assert stratified["accuracy"] == pytest.approx(0.5, abs=0.02)
+    assert stratified["accuracy"] == pytest.approx(0.5 * 200 / 203, abs=0.02)
     assert stratified == _baselines(y_true, ["a", "b"], seed=0)["stratified"]
+    draws = [DummyClassifier(strategy="stratified", random_state=seed).fit([[0]] * 2, ["a", "b"]).predict([[0]] * 203) for seed in range(STRATIFIED_DRAWS)]
+    for name, score in (("accuracy", accuracy_score), ("macro_f1", lambda t, p: f1_score(t, p, average="macro", zero_division=0)),
+                        ("weighted_f1", lambda t, p: f1_score(t, p, average="weighted", zero_division=0))):
+        assert stratified[name] == pytest.approx(np.mean([score(y_true, draw) for draw in draws]), rel=1e-12), name
 
 
 def test_intervals_contain_the_estimate_and_repeat_with_the_seed(scored):
