@@ -292,7 +292,7 @@ class FastTextClassifier:
     Autotune gets the validation texts passed to :meth:`fit`, else a stratified 10% of the
     training texts; ``dim`` and ``epoch`` stay at fastText's defaults to bound memory and time.
     With ``params`` (from :attr:`tuned_params` of an earlier fit) it trains once with those
-    settings instead. ``threads`` as many as ours gets workers, for a like-for-like cost.
+    settings instead. It runs ``threads`` threads, as many as ours has fit workers, for a like-for-like cost.
     """
 
     def __init__(self, autotune_seconds: int = 30, seed: int = 13, params: dict[str, Any] | None = None, threads: int = 1):
