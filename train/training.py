@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -230,36 +231,39 @@ def _evaluate_and_log(model: NewsClassifier, parts: dict[str, Articles]) -> dict
     import mlflow
 
     metrics: dict[str, float] = {}
+    topic_features: dict[str, Any] = {}  # per split, for the tone-applies model, which reads them too
     for task in model.tasks:
         labels = model.labels(task)
-        mlflow.log_dict({label: terms for label, terms in top_terms(model.pipelines[task]).items()}, f"{task}/top_terms.json")
+        pipeline = model.pipelines[task]
+        mlflow.log_dict({label: terms for label, terms in top_terms(pipeline).items()}, f"{task}/top_terms.json")
         for split_name, articles in parts.items():
             scored, y_true = articles.for_task(task)
             if not len(scored):
                 continue
-            proba = model.pipelines[task].predict_proba(scored.texts)
+            features = pipeline[:-1].transform(scored.texts)
+            if task == "topic":
+                topic_features[split_name] = features
+            proba = pipeline[-1].predict_proba(features)
             for name, value in task_metrics(y_true, proba, labels).items():
                 metrics[f"{split_name}_{task}_{name}"] = value
             mlflow.log_text(report_text(y_true, proba, labels), f"{task}/classification_report_{split_name}.txt")
             figure = confusion_figure(y_true, proba, labels, f"{task}: {split_name} ({len(scored)} articles)")
             mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
             plt.close(figure)
-    metrics |= _tone_applies_metrics(model, parts.items())
+    metrics |= _tone_applies_metrics(model, parts, topic_features)
     mlflow.log_metrics(metrics)
     return metrics
 
 
-def _tone_applies_metrics(model: NewsClassifier, parts) -> dict[str, float]:
+def _tone_applies_metrics(model: NewsClassifier, parts: dict[str, Articles], topic_features: dict[str, Any]) -> dict[str, float]:
     """How well the tone-applies model tells articles that carry a tone from the rest, per split."""
     if model.tone_applies is None:
         return {}
     labels = [str(label) for label in model.tone_applies.classes_]
     metrics = {}
-    for split_name, articles in parts:
-        if not len(articles):
-            continue
-        y_true = [NOT_APPLICABLE if tone is None else APPLIES for tone in articles.tones]
-        proba = model.tone_applies.predict_proba(model.pipelines["topic"][:-1].transform(articles.texts))
+    for split_name, features in topic_features.items():
+        y_true = [NOT_APPLICABLE if tone is None else APPLIES for tone in parts[split_name].tones]
+        proba = model.tone_applies.predict_proba(features)
         metrics |= {f"{split_name}_tone_applies_{name}": value for name, value in task_metrics(y_true, proba, labels).items()}
     return metrics
 
