@@ -112,9 +112,14 @@ def confusion_scores(confusions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = (true_counts + predicted_counts) > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         accuracy = hits.sum(axis=-1) / true_counts.sum(axis=-1)
-        f1 = np.where(present, 2 * hits / np.maximum(true_counts + predicted_counts, 1), 0.0)
-        macro_f1 = f1.sum(axis=-1) / present.sum(axis=-1)
+        macro_f1 = class_f1(confusions).sum(axis=-1) / present.sum(axis=-1)
     return accuracy, macro_f1
+
+
+def class_f1(confusions: np.ndarray) -> np.ndarray:
+    """F1 of each label of ``(..., K, K)`` confusion counts; 0 for a label neither true nor predicted."""
+    hits = np.diagonal(confusions, axis1=-2, axis2=-1)
+    return 2 * hits / np.maximum(confusions.sum(axis=-1) + confusions.sum(axis=-2), 1)
 
 
 def bootstrap_interval(

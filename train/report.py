@@ -23,6 +23,7 @@ from train.data import Articles
 from train.evaluate import (
     bootstrap_interval,
     calibration_bins,
+    class_f1,
     confusion_counts,
     confusion_scores,
     driving_terms,
@@ -233,8 +234,7 @@ def _baselines(y_true: list[str], fit_labels: Sequence[str], seed: int) -> dict[
     confusions = confusion_counts(true_index, guess_index, len(labels))
     accuracy_draws, macro_draws = confusion_scores(confusions)
     true_counts = confusions.sum(axis=-1)
-    f1 = 2 * np.diagonal(confusions, axis1=-2, axis2=-1) / np.maximum(true_counts + confusions.sum(axis=-2), 1)
-    weighted_draws = (f1 * true_counts).sum(axis=-1) / true_counts.sum(axis=-1)
+    weighted_draws = (class_f1(confusions) * true_counts).sum(axis=-1) / true_counts.sum(axis=-1)
     accuracy, macro_f1, weighted_f1 = (float(values.mean()) for values in (accuracy_draws, macro_draws, weighted_draws))
     # Its "probabilities" are one-hot random draws: no log loss.
     results[STRATIFIED] = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": weighted_f1, "log_loss": None}
