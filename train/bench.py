@@ -31,6 +31,7 @@ from sklearn.svm import LinearSVC
 from train.config import DataConfig, ExperimentConfig, SplitConfig
 from train.data import Articles, DataError, load_articles, split_by_date
 from train.errors import NewsclfError
+from train._timing import seconds
 from train.model import NewsClassifier
 from train.pipeline import build_pipeline, fit_pipeline
 
@@ -170,16 +171,10 @@ def evaluation_speed(data_dir: Path, items: int = 10_000, repeats: int = 3) -> d
             for row in zip(latest.ids, latest.texts, latest.topics, latest.tones):
                 handle.write(json.dumps(dict(zip(("id", "text", "topic", "tone"), row))) + "\n")
         for repeat in range(repeats):
-            started = time.perf_counter()
-            model.predict_proba(latest.texts)
-            timings["predict"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            write_report(evaluate_articles(model, latest), Path(tmp) / f"report-{repeat}")
-            timings["report"].append(time.perf_counter() - started)
+            timings["predict"].append(seconds(lambda: model.predict_proba(latest.texts)))
+            timings["report"].append(seconds(lambda: write_report(evaluate_articles(model, latest), Path(tmp) / f"report-{repeat}")))
             request = EvaluationRequest(str(folder), data=str(data), output=Path(tmp) / f"evaluation-{repeat}")
-            started = time.perf_counter()
-            evaluate(request, f"sqlite:///{Path(tmp) / 'mlflow.db'}")
-            timings["evaluate"].append(time.perf_counter() - started)
+            timings["evaluate"].append(seconds(lambda: evaluate(request, f"sqlite:///{Path(tmp) / 'mlflow.db'}")))
     medians = {name: statistics.median(values) for name, values in timings.items()}
     return {
         "items": len(latest),
@@ -367,12 +362,12 @@ def _cep_temporal(cep: Articles, peers) -> tuple[dict[str, Any], dict[str, dict[
                 tuned[task] = model.tuned_params
             else:
                 model.fit(task_train.texts, y_train)
-            seconds = time.perf_counter() - started
+            fit_seconds = time.perf_counter() - started
             predicted = model.predict(task_test.texts)
             section[task][name] = {
                 "macro_f1": float(f1_score(y_test, predicted, average="macro", zero_division=0)),
                 "accuracy": float(accuracy_score(y_test, predicted)),
-                "fit_seconds": seconds,
+                "fit_seconds": fit_seconds,
             }
     if tuned:
         section["fasttext_tuned_params"] = tuned
@@ -413,7 +408,7 @@ def _cost(cep: Articles, config: ExperimentConfig, peers, tuned_fasttext, repeat
         _, peak = _peak_rss_increase(lambda: {task: factories[task]().fit(*data) for task, data in
                                               (("topic", (cep.texts, cep.topics)), ("tone", (toned.texts, toned.tones)))})
         totals = [topic + tone for topic, tone in zip(timings["topic"], timings["tone"])]
-        predict = [_seconds(lambda: [model.predict(probe) for model in fit.values()]) for _ in range(repeats)]
+        predict = [seconds(lambda: [model.predict(probe) for model in fit.values()]) for _ in range(repeats)]
         size, load = _artifact(name, fit, repeats)
         section[name] = {
             "fit_seconds_both_tasks": statistics.median(totals),
@@ -455,7 +450,7 @@ def _artifact(name: str, fit: dict[str, Any], repeats: int) -> tuple[int, float]
                 joblib.dump(model, folder / f"{task}.joblib", compress=3)
             load = lambda: [joblib.load(folder / f"{task}.joblib") for task in fit]  # noqa: E731
         size = sum(path.stat().st_size for path in folder.iterdir())
-        return size, statistics.median(_seconds(load) for _ in range(repeats))
+        return size, statistics.median(seconds(load) for _ in range(repeats))
 
 
 def _cameo(cameo: Articles, fitted: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -491,12 +486,6 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # --- measuring ---------------------------------------------------------------------------------
-
-
-def _seconds(action: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 def _peak_rss_increase(action: Callable[[], Any], interval: float = 0.005) -> tuple[Any, int]:

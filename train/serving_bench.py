@@ -25,6 +25,7 @@ import numpy as np
 import sklearn
 
 from train.loading import model_folder
+from train._timing import seconds
 from train.model import NewsClassifier
 from train.paths import corpus_path
 
@@ -45,7 +46,7 @@ def serving_benchmark(
     with tempfile.TemporaryDirectory() as tmp:
         folder = model_folder(model, tmp, tracking_uri)
         progress(f"model folder {folder}; {len(articles)} articles of about {ARTICLE_WORDS} words, {len(short)} short items")
-        load = [_seconds(lambda: NewsClassifier.load(folder)) for _ in range(runs)]
+        load = [seconds(lambda: NewsClassifier.load(folder)) for _ in range(runs)]
         progress(f"load {statistics.median(load):.3f}s; cold start in a new process")
         cold = [_cold_start(folder) for _ in range(runs)]
         latency, latency_cpu, latency_seen, baseline_latency, throughput, baseline_throughput = [], [], [], [], [], []
@@ -120,12 +121,6 @@ def _corpus_rows() -> list[dict[str, Any]]:
 def _baseline(model: NewsClassifier, texts: list[str]) -> list[np.ndarray]:
     """Class probabilities the plain way: every pipeline cleans and vectorises the texts itself."""
     return [pipeline.predict_proba(texts) for pipeline in model.pipelines.values()]
-
-
-def _seconds(action: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def _latencies_ms(predict: Callable[[str], Any], articles: list[str]) -> tuple[list[float], list[float]]:
