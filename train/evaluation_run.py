@@ -24,12 +24,11 @@ from typing import Any
 from train.config import ConfigError, ExperimentConfig, config_from_dict, load_config, parse_override
 from train.data import Articles, DataError, load_articles, load_splits
 from train.errors import NewsclfError
-from train.loading import load_model
+from train.loading import load_model, registered_version
 from train.model import NewsClassifier
 from train.paths import EVALUATION_REPORTS_DIR
 from train.report import METRICS, Evaluation, ReportSettings, evaluate_articles, write_report
 
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/")
 _RUN_PARAM_SECTIONS = ("seed", "data.", "split.", "dedup.")
 
@@ -122,14 +121,8 @@ def _resolve(uri: str, client, tracking_uri: str) -> _ModelRef:
     text = str(uri)
     name = version = run_id = None
     try:
-        if match := _REGISTRY_URI.match(text):
-            name = match["name"]
-            if match["alias"]:
-                entry = client.get_model_version_by_alias(name, match["alias"])
-            else:
-                entry = client.get_model_version(name, match["version"]) if match["version"].isdigit() else None
-            if entry is not None:
-                version, run_id = str(entry.version), entry.run_id
+        if (entry := registered_version(client, text)) is not None:
+            name, version, run_id = entry.name, str(entry.version), entry.run_id
         elif match := _RUN_URI.match(text):
             run_id = match["run_id"]
         if run_id is None and model.metadata.get("run_id"):

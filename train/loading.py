@@ -64,14 +64,25 @@ def _logged_model_location(uri: str, tracking_uri: str | None) -> str:
         return f"{run.info.artifact_uri}/{name}"
     if not uri.startswith("models:/"):
         return uri
+    version = registered_version(client, uri)
+    if version is None:  # a logged model id, models:/m-...
+        return client.get_logged_model(uri.removeprefix("models:/").strip("/")).artifact_location
+    return client.get_model_version_download_uri(version.name, version.version)
+
+
+def registered_version(client, uri: str):
+    """The registry's model version behind ``models:/name@alias`` or ``models:/name/version``; None for other URIs.
+
+    Raises MlflowException when the registry has no such name, alias or version.
+    """
+    if not uri.startswith("models:/"):
+        return None
     path = uri.removeprefix("models:/").strip("/")
     if "@" in path:
-        version = client.get_model_version_by_alias(*path.split("@", 1))
-    elif "/" in path:
-        version = client.get_model_version(*path.split("/", 1))
-    else:  # a logged model id, m-...
-        return client.get_logged_model(path).artifact_location
-    return client.get_model_version_download_uri(version.name, version.version)
+        return client.get_model_version_by_alias(*path.split("@", 1))
+    if "/" in path:
+        return client.get_model_version(*path.split("/", 1))
+    return None
 
 
 def _require_sqlite_store(tracking_uri: str | None) -> None:
