@@ -15,8 +15,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -188,7 +187,7 @@ def _articles(data: str | None, training: ExperimentConfig | None, client, run_i
     else:
         _require_readable(Path(data))
         # The training run's column and label mapping applies to new data of the same shape.
-        articles, report, _ = load_articles(dataclasses.replace(config.data, source=data), tone_optional=True)
+        articles, report, _ = load_articles(replace(config.data, source=data), tone_optional=True)
         path, fingerprint, description = report.source, report.fingerprint, report.source
     context = {"data": str(path), "data_description": description, "data_fingerprint": fingerprint}
     training_labels = None
