@@ -47,6 +47,15 @@ def columns_by_word(words: list[str], ngrams: Callable[[str], list[str]], *looku
     return [np.split(lookup(flat), bounds) if words else [] for lookup in lookups]
 
 
+def word_cells(parts: list[np.ndarray], word_rows: np.ndarray, word_repeats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column, count) of every known n-gram, from each word occurrence's columns (``parts``, -1 for
+    unknown n-grams) with the row of the word and how often it occurs there; a cell may repeat."""
+    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    columns = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    known = columns >= 0
+    return np.repeat(word_rows, lengths)[known], columns[known], np.repeat(word_repeats, lengths)[known]
+
+
 def known_columns(vocabulary: dict[str, int], grams) -> np.ndarray:
     """The column of each gram, -1 for grams outside the vocabulary (looked up in C, not a Python loop)."""
     return np.fromiter(map(vocabulary.get, grams, repeat(-1)), dtype=np.int64, count=len(grams))
@@ -108,18 +117,12 @@ class BulkTfidfVectorizer(TfidfVectorizer):
         )
         distinct = list(dict.fromkeys(words))
         per_word = dict(zip(distinct, columns_by_word(distinct, self._char_wb_ngrams, columns_of)[0]))
-        parts = [per_word[word] for word in words]
-        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-        columns = np.concatenate(parts) if parts else np.empty(0, np.int64)
-        rows, counts = np.repeat(word_rows, lengths), np.repeat(word_repeats, lengths)
+        rows, columns, counts = word_cells([per_word[word] for word in words], word_rows, word_repeats)
         if not fixed_vocab:
             vocabulary = dict(vocabulary)
             if not vocabulary:
                 raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
-        known = columns >= 0
-        matrix = sparse.csr_matrix(
-            (counts[known].astype(self.dtype), (rows[known], columns[known])), shape=(len(documents), len(vocabulary)), dtype=self.dtype
-        )
+        matrix = sparse.csr_matrix((counts.astype(self.dtype), (rows, columns)), shape=(len(documents), len(vocabulary)), dtype=self.dtype)
         matrix.sum_duplicates()  # the cells scikit-learn's matrix has, columns sorted within each row
         index_dtype = np.int32 if matrix.nnz <= np.iinfo(np.int32).max else np.int64
         matrix.indices = matrix.indices.astype(index_dtype, copy=False)

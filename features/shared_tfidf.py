@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from features.cleaning import ArticleCleaner
-from features.counting import BulkTfidfVectorizer, columns_by_word, flatten_counters, known_columns
+from features.counting import BulkTfidfVectorizer, columns_by_word, flatten_counters, known_columns, word_cells
 
 # Words remembered per analyzer: a few hundred bytes each (about 2.5 KB for the longest), so tens of MB at most.
 _WORD_CACHE_SIZE = 1 << 15
@@ -93,14 +93,7 @@ class _Analysis:
         if unseen:
             learnt = self._remember(unseen)
             entries = [learnt[word] if entry is None else entry for word, entry in zip(words, entries)]
-        result = []
-        for index in range(len(self.vocabularies)):
-            parts = [entry[index] for entry in entries]
-            lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-            columns = np.concatenate(parts) if parts else np.empty(0, np.int64)
-            known = columns >= 0
-            result.append((np.repeat(word_rows, lengths)[known], columns[known], np.repeat(word_repeats, lengths)[known]))
-        return result
+        return [word_cells([entry[index] for entry in entries], word_rows, word_repeats) for index in range(len(self.vocabularies))]
 
     def _remember(self, words: list[str]) -> dict[str, list[np.ndarray]]:
         """Each word's columns per vocabulary (-1 for n-grams outside it); short words are kept for later texts."""
