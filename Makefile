@@ -11,7 +11,7 @@ MODEL ?= models:/news-classifier@champion
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install train evaluate test test-slow bench tune ui serve bench-serving clean
+.PHONY: help install train evaluate test test-slow lint format bench tune ui serve bench-serving clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,12 +36,20 @@ test: $(BIN)/newsclf ## run the fast tests
 test-slow: $(BIN)/newsclf ## run only the slow end-to-end tests
 	$(BIN)/pytest -q -m slow
 
+lint: $(BIN)/newsclf ## check formatting, lint rules and import order (ruff)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(BIN)/newsclf ## format the code and fix what ruff can fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
 bench: $(BIN)/newsclf ## ours vs peers on the real data (DATA=../shared/data, BENCH_EXPERIMENT=cep), results in bench/
 	@$(BIN)/pip install --quiet -e '.[bench]' || echo "the fastText extra did not install: the bench runs and notes it"
-	$(BIN)/newsclf bench --data $(or $(DATA),../shared/data) --experiment $(BENCH_EXPERIMENT) --tracking-uri $(TRACKING_URI)
+	$(BIN)/python -m bench run --data $(or $(DATA),../shared/data) --experiment $(BENCH_EXPERIMENT) --tracking-uri $(TRACKING_URI)
 
-tune: $(BIN)/newsclf ## coarse-to-fine search on CEP 2010-2016 -> 2017 (DATA=../shared/data, PLAN=bench/tuning.toml), table in the plan's .md
-	$(BIN)/newsclf tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(basename $(PLAN)).md --tracking-uri $(TRACKING_URI)
+tune: $(BIN)/newsclf ## staged (coarse-to-fine) tuning on CEP 2010-2016 -> 2017 (DATA=../shared/data, PLAN=bench/tuning.toml), table in the plan's .md
+	$(BIN)/python -m bench tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(basename $(PLAN)).md --tracking-uri $(TRACKING_URI)
 
 ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)
@@ -53,7 +61,7 @@ serve: $(BIN)/newsclf ## serve MODEL (default: the champion) on 127.0.0.1, POST 
 	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve --model-uri $(MODEL) --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
 bench-serving: $(BIN)/newsclf ## time MODEL's load, latency and throughput, results in reports/bench/serving.json
-	$(BIN)/newsclf bench-serving --model $(MODEL) --tracking-uri $(TRACKING_URI)
+	$(BIN)/python -m bench serving --model $(MODEL) --tracking-uri $(TRACKING_URI)
 
 clean: ## delete generated outputs (keeps .venv)
 	rm -rf mlruns mlartifacts mlflow.db models reports .pytest_cache

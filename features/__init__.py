@@ -1,6 +1,18 @@
-"""Text to vectors: the article cleaner and the TF-IDF feature pipelines."""
+"""Text to vectors: the feature config and the cleaning and TF-IDF steps built from it.
 
-from features.cleaning import ArticleCleaner
+The step classes are defined in :mod:`newsclf` (a saved model unpickles them from there) and
+re-exported here for training code.
+"""
+
 from features.tfidf import FeatureConfig, NgramConfig, build_feature_steps, build_features
+from newsclf.cleaning import ArticleCleaner
+from newsclf.counting import BulkTfidfVectorizer
 
-__all__ = ["ArticleCleaner", "FeatureConfig", "NgramConfig", "build_feature_steps", "build_features"]
+__all__ = [
+    "ArticleCleaner",
+    "BulkTfidfVectorizer",
+    "FeatureConfig",
+    "NgramConfig",
+    "build_feature_steps",
+    "build_features",
+]

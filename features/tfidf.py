@@ -1,4 +1,9 @@
-"""TF-IDF feature pipelines over cleaned article text, built from a validated config."""
+"""TF-IDF feature pipelines over cleaned article text, built from a validated config.
+
+The transformers themselves (:class:`ArticleCleaner`, :class:`BulkTfidfVectorizer`) live in the
+served package :mod:`newsclf`, because a saved model's pickles name them and must load without
+this one; this module chooses and configures them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from features.cleaning import ArticleCleaner
-from features.counting import BulkTfidfVectorizer
+from newsclf.cleaning import ArticleCleaner
+from newsclf.counting import BulkTfidfVectorizer
+from newsclf.steps import CLEAN, TFIDF
 
 _ANALYZERS = {"word", "char", "char_wb"}
 
@@ -79,8 +85,10 @@ def build_feature_steps(config: FeatureConfig) -> list[tuple[str, object]]:
         drop_repeated=config.drop_repeated,
         drop_boilerplate=config.drop_boilerplate,
     )
-    blocks = [(name, _vectorizer(block)) for name, block in (("word", config.word), ("char", config.char)) if block.enabled]
-    return [("clean", cleaner), ("tfidf", FeatureUnion(blocks))]
+    blocks = [
+        (name, _vectorizer(block)) for name, block in (("word", config.word), ("char", config.char)) if block.enabled
+    ]
+    return [(CLEAN, cleaner), (TFIDF, FeatureUnion(blocks))]
 
 
 def build_features(config: FeatureConfig) -> Pipeline:

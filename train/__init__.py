@@ -1,16 +1,9 @@
-"""newsclf: topic and military/diplomatic tone classifiers for news articles.
+"""newsclf training: data in, fitted, tracked and registered models out, and their evaluation.
 
-Public API::
-
-    from train import load_model
-    model = load_model("models:/news-classifier@champion")   # or "runs:/...", or a model folder
-    model.predict("Troops shelled the city as envoys met in Doha.")   # one dict; a list in gives a list
-    model.explain(article)           # terms that pushed the topic and the tone, with weights
-    model.paragraph_tones(article)   # the tone of each paragraph after cleaning
+The served model lives in :mod:`newsclf`; ``from train import load_model`` is kept for code written
+against earlier releases.
 """
 
-from train.errors import NewsclfError
-from train.loading import load_model
-from train.model import NewsClassifier
+from newsclf import ModelFormatError, NewsClassifier, NewsclfError, load_model
 
-__all__ = ["NewsClassifier", "NewsclfError", "load_model"]
+__all__ = ["ModelFormatError", "NewsClassifier", "NewsclfError", "load_model"]

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from newsclf.model import NewsClassifier
 from train.data import Articles
-from train.evaluate import bootstrap_interval, confusion_counts, confusion_scores, resample_batch
-from train.model import NewsClassifier
+from train.metrics import bootstrap_interval, confusion_counts, confusion_scores, resample_batch, task_labels
 
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no significant difference"
 
@@ -68,8 +68,14 @@ class Comparison:
 
     def flat_metrics(self, prefix: str) -> dict[str, float]:
         """The headline numbers as ``<prefix>_<name>``, for MLflow."""
-        numbers = {"reference_score": self.reference_score, "candidate_score": self.candidate_score, "difference": self.difference,
-                   "difference_ci_low": self.difference_low, "difference_ci_high": self.difference_high, "p_value": self.p_value}
+        numbers = {
+            "reference_score": self.reference_score,
+            "candidate_score": self.candidate_score,
+            "difference": self.difference,
+            "difference_ci_low": self.difference_low,
+            "difference_ci_high": self.difference_high,
+            "p_value": self.p_value,
+        }
         return {f"{prefix}_{name}": value for name, value in numbers.items()}
 
     def as_dict(self) -> dict:
@@ -78,16 +84,26 @@ class Comparison:
 
 
 def compare_models(
-    reference: NewsClassifier, candidate: NewsClassifier, articles: Articles, resamples: int = 1000, seed: int = 0, level: float = 0.95
+    reference: NewsClassifier,
+    candidate: NewsClassifier,
+    articles: Articles,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> Comparison:
     """Label ``articles`` with both models and compare them on every task both models have."""
     truth = task_truth(articles)
-    tasks = [task for task in candidate.tasks if task in reference.tasks and any(label is not None for label in truth[task])]
+    tasks = [
+        task for task in candidate.tasks if task in reference.tasks and any(label is not None for label in truth[task])
+    ]
     return compare_predictions(
         {task: truth[task] for task in tasks},
         {task: predicted_labels(reference, task, articles.texts, truth[task]) for task in tasks},
         {task: predicted_labels(candidate, task, articles.texts, truth[task]) for task in tasks},
-        resamples, seed, level,
+        {task: task_labels(reference.labels(task) + candidate.labels(task), truth[task]) for task in tasks},
+        resamples,
+        seed,
+        level,
     )
 
 
@@ -96,7 +112,9 @@ def task_truth(articles: Articles) -> dict[str, list[str | None]]:
     return {"topic": list(articles.topics), "tone": list(articles.tones)}
 
 
-def predicted_labels(model: NewsClassifier, task: str, texts: Sequence[str], truth: Sequence[str | None]) -> list[str | None]:
+def predicted_labels(
+    model: NewsClassifier, task: str, texts: Sequence[str], truth: Sequence[str | None]
+) -> list[str | None]:
     """The model's label for ``task`` on every text that has a true label; None elsewhere."""
     positions = [i for i, label in enumerate(truth) if label is not None]
     predicted: list[str | None] = [None] * len(texts)
@@ -110,6 +128,7 @@ def compare_predictions(
     truth: Mapping[str, Sequence[str | None]],
     reference: Mapping[str, Sequence[str | None]],
     candidate: Mapping[str, Sequence[str | None]],
+    labels: Mapping[str, Sequence[str]],
     resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
@@ -117,18 +136,24 @@ def compare_predictions(
     """Compare two models' labels for the same articles; reproducible for a ``seed``.
 
     Every sequence runs over the same articles; ``truth[task][i]`` is None where article ``i`` does
-    not count for ``task``.
+    not count for ``task``. ``labels[task]`` is the label set macro-F1 averages over (see
+    :mod:`train.metrics`): both models' labels and the true ones.
     """
     from scipy.stats import binomtest, permutation_test
 
     if not truth:
         raise ValueError("nothing to compare: no task has labelled articles that both models predict")
-    tasks = [_Task(truth[task], reference[task], candidate[task]) for task in truth]
+    tasks = [_Task(truth[task], reference[task], candidate[task], labels[task]) for task in truth]
     n_articles = len(tasks[0].truth)
 
     def differences(positions: np.ndarray) -> np.ndarray:
         # Per task (candidate - reference macro-F1), then the difference of the mean over tasks.
-        rows = np.stack([t.macro_f1(t.candidate[positions], positions) - t.macro_f1(t.reference[positions], positions) for t in tasks])
+        rows = np.stack(
+            [
+                t.macro_f1(t.candidate[positions], positions) - t.macro_f1(t.reference[positions], positions)
+                for t in tasks
+            ]
+        )
         return np.concatenate([rows, rows.mean(axis=0, keepdims=True)])
 
     # Articles are resampled within groups of the same labelled tasks: every resample keeps its tone articles.
@@ -142,8 +167,13 @@ def compare_predictions(
 
     everyone = np.arange(n_articles)
     test = permutation_test(
-        (everyone, everyone + n_articles), swapped_difference, permutation_type="samples", vectorized=True,
-        n_resamples=resamples, batch=resample_batch(resamples, n_articles), rng=np.random.default_rng(seed),
+        (everyone, everyone + n_articles),
+        swapped_difference,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=resamples,
+        batch=resample_batch(resamples, n_articles),
+        rng=np.random.default_rng(seed),
     )
     results = []
     for row, (task, t) in enumerate(zip(truth, tasks)):
@@ -156,8 +186,17 @@ def compare_predictions(
         mcnemar = binomtest(only_candidate, discordant, 0.5).pvalue if discordant else 1.0
         results.append(
             TaskComparison(
-                task, int(scored.sum()), float(reference_accuracy), float(candidate_accuracy), float(reference_f1),
-                float(candidate_f1), float(low[row]), float(high[row]), only_candidate, only_reference, float(mcnemar),
+                task,
+                int(scored.sum()),
+                float(reference_accuracy),
+                float(candidate_accuracy),
+                float(reference_f1),
+                float(candidate_f1),
+                float(low[row]),
+                float(high[row]),
+                only_candidate,
+                only_reference,
+                float(mcnemar),
             )
         )
     reference_score = float(np.mean([r.reference_macro_f1 for r in results]))
@@ -167,20 +206,43 @@ def compare_predictions(
     verdict = NO_DIFFERENCE
     if significant and candidate_score != reference_score:
         verdict = BETTER if candidate_score > reference_score else WORSE
-    return Comparison(results, reference_score, candidate_score, float(low[-1]), float(high[-1]), p_value, level, resamples, seed, verdict)
+    return Comparison(
+        results,
+        reference_score,
+        candidate_score,
+        float(low[-1]),
+        float(high[-1]),
+        p_value,
+        level,
+        resamples,
+        seed,
+        verdict,
+    )
 
 
 class _Task:
     """One task's labels as indices: truth (-1 where it does not apply), each model's, and both stacked."""
 
-    def __init__(self, truth: Sequence[str | None], reference: Sequence[str | None], candidate: Sequence[str | None]):
-        labels = sorted({label for column in (truth, reference, candidate) for label in column if label is not None})
+    def __init__(
+        self,
+        truth: Sequence[str | None],
+        reference: Sequence[str | None],
+        candidate: Sequence[str | None],
+        labels: Sequence[str],
+    ):
+        # The task labels, plus any predicted label outside them so that every prediction has a code.
+        labels = task_labels(labels, [*truth, *reference, *candidate])
         index = {label: i for i, label in enumerate(labels)}
 
         def codes(column: Sequence[str | None]) -> np.ndarray:
             return np.array([index[label] if label is not None else -1 for label in column], dtype=np.int64)
 
-        self.truth, self.reference, self.candidate, self.n_labels = codes(truth), codes(reference), codes(candidate), len(labels)
+        self.truth, self.reference, self.candidate, self.n_labels = (
+            codes(truth),
+            codes(reference),
+            codes(candidate),
+            len(labels),
+        )
         self.both = np.concatenate([self.reference, self.candidate])
 
     def macro_f1(self, predicted: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from features.tfidf import FeatureConfig
-from train.errors import NewsclfError
+from newsclf.errors import NewsclfError
+from train.classifiers import KINDS
 from train.paths import experiments_dir
 
 TOPICS = (
@@ -29,7 +30,6 @@ TOPICS = (
     "science_technology",
 )
 TONES = ("military", "diplomatic")
-CLASSIFIERS = ("logistic_regression", "linear_svc", "sgd_logistic")
 SPLIT_MODES = ("stratified", "temporal", "column")
 
 
@@ -75,7 +75,10 @@ class DataConfig:
         for name, labels in (("topic_labels", self.topic_labels), ("tone_labels", self.tone_labels)):
             if len(labels) < 2 or len(set(labels)) != len(labels):
                 raise ValueError(f"{name} must list at least two distinct labels, got {list(labels)}")
-        for task, mapping, allowed in (("topic", self.topic_map, self.topic_labels), ("tone", self.tone_map, self.tone_labels)):
+        for task, mapping, allowed in (
+            ("topic", self.topic_map, self.topic_labels),
+            ("tone", self.tone_map, self.tone_labels),
+        ):
             wrong = sorted(target for target in mapping.values() if target not in allowed)
             if wrong:
                 raise ValueError(f"{task}_map maps to {wrong}, which are not in {task}_labels")
@@ -111,7 +114,9 @@ class SplitConfig:
                 try:
                     datetime.date.fromisoformat(getattr(self, name))
                 except ValueError:
-                    raise ValueError(f"{name} must be an ISO date (YYYY-MM-DD) for a temporal split, got {getattr(self, name)!r}") from None
+                    raise ValueError(
+                        f"{name} must be an ISO date (YYYY-MM-DD) for a temporal split, got {getattr(self, name)!r}"
+                    ) from None
             if self.validation_until <= self.train_until:
                 raise ValueError("validation_until must come after train_until")
 
@@ -128,15 +133,18 @@ class DedupConfig:
 
     def __post_init__(self):
         if not 0.0 < self.near_threshold <= 1.0:
-            raise ValueError(f"near_threshold must be a Jaccard similarity in (0, 1] (1 = exact only), got {self.near_threshold}")
+            raise ValueError(
+                f"near_threshold must be a Jaccard similarity in (0, 1] (1 = exact only), got {self.near_threshold}"
+            )
         if self.shingle_size < 1:
             raise ValueError(f"shingle_size must be >= 1, got {self.shingle_size}")
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """A linear classifier with probabilities: logistic regression, calibrated LinearSVC, or
-    logistic regression fitted by SGD (``sgd_logistic``: regularised by ``alpha``, not ``C``)."""
+    """A linear classifier with probabilities, one of the kinds registered in :mod:`train.classifiers`:
+    logistic regression, calibrated LinearSVC, or logistic regression fitted by SGD
+    (``sgd_logistic``: regularised by ``alpha``, not ``C``)."""
 
     kind: str = "logistic_regression"
     C: float = 10.0
@@ -145,8 +153,8 @@ class ClassifierConfig:
     alpha: float = 1e-5
 
     def __post_init__(self):
-        if self.kind not in CLASSIFIERS:
-            raise ValueError(f"kind must be one of {list(CLASSIFIERS)}, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of the registered classifiers {sorted(KINDS)}, got {self.kind!r}")
         if self.C <= 0:
             raise ValueError(f"C must be > 0, got {self.C}")
         if self.class_weight not in ("balanced", "none"):
@@ -248,11 +256,13 @@ def resolve_experiment(experiment: str | Path) -> Path:
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a plain mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     config = _build(ExperimentConfig, raw, source, prefix="")
-    search_candidates(config, source)  # every candidate must be a valid experiment too
+    _require_effective_grid(search_candidates(config, source), source)  # every candidate must be valid too
     return config
 
 
-def search_candidates(config: ExperimentConfig, source: str = "config") -> list[tuple[dict[str, Any], ExperimentConfig]]:
+def search_candidates(
+    config: ExperimentConfig, source: str = "config"
+) -> list[tuple[dict[str, Any], ExperimentConfig]]:
     """Each combination of the search grid as ``(overrides, config)``; just the config when no grid."""
     grid = config.search.grid
     if not grid:
@@ -267,6 +277,22 @@ def search_candidates(config: ExperimentConfig, source: str = "config") -> list[
             _set_dotted(raw, key, value, Path(source))
         candidates.append((overrides, _build(ExperimentConfig, raw, f"{source} (search.grid)", prefix="")))
     return candidates
+
+
+def _require_effective_grid(candidates: list[tuple[dict[str, Any], ExperimentConfig]], source: str) -> None:
+    """Refuse a grid key for a classifier hyperparameter that no candidate's kind reads: its
+    candidates would all be the same model."""
+    for key in candidates[0][0]:
+        task, _, name = key.partition(".")
+        if task not in ("topic", "tone") or name == "kind":
+            continue
+        kinds = {getattr(config, task).kind for _, config in candidates}
+        if not any(name in KINDS[kind].hyperparameters for kind in kinds):
+            reads = ", ".join(sorted({param for kind in kinds for param in KINDS[kind].hyperparameters}))
+            raise ConfigError(
+                f"{source}: search.grid key {key!r} changes nothing: classifier kind {' / '.join(sorted(kinds))} "
+                f"reads {reads}; search those instead"
+            )
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from train._files import sha256_file
+from newsclf._files import sha256_file
+from newsclf.cleaning import article_text
+from newsclf.errors import NewsclfError
 from train.config import DataConfig, DedupConfig, SplitConfig
-from train.errors import NewsclfError
 from train.sources import describe, read_dataset
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -35,22 +36,22 @@ class Articles:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices) -> "Articles":
+    def subset(self, indices) -> Articles:
         """The articles at ``indices``, in that order."""
         return Articles(*([column[i] for i in indices] for column in self._columns()))
 
-    def with_tone(self) -> "Articles":
+    def with_tone(self) -> Articles:
         """Only the articles that carry a tone label."""
         return self.subset([i for i, tone in enumerate(self.tones) if tone is not None])
 
-    def for_task(self, task: str) -> tuple["Articles", list]:
+    def for_task(self, task: str) -> tuple[Articles, list]:
         """The articles that carry a label for ``task`` (``topic`` or ``tone``), and those labels."""
         if task == "tone":
             toned = self.with_tone()
             return toned, toned.tones
         return self, self.topics
 
-    def concat(self, other: "Articles") -> "Articles":
+    def concat(self, other: Articles) -> Articles:
         """These articles followed by ``other``'s."""
         return Articles(*(mine + theirs for mine, theirs in zip(self._columns(), other._columns())))
 
@@ -102,13 +103,20 @@ class Splits:
                 "articles": len(articles),
                 "topics": dict(sorted(Counter(articles.topics).items())),
                 "tones": dict(sorted(Counter(t or "none" for t in articles.tones).items())),
-                "words": {q: words[int(p * (len(words) - 1))] for q, p in (("min", 0), ("p10", 0.1), ("median", 0.5), ("p90", 0.9), ("max", 1))} if words else {},
+                "words": {
+                    q: words[int(p * (len(words) - 1))]
+                    for q, p in (("min", 0), ("p10", 0.1), ("median", 0.5), ("p90", 0.9), ("max", 1))
+                }
+                if words
+                else {},
                 "dates": {"first": dates[0], "last": dates[-1]} if dates else None,
             }
         return summary
 
 
-def load_articles(config: DataConfig, split_column: str = "", tone_optional: bool = False) -> tuple[Articles, LoadReport, list[str] | None]:
+def load_articles(
+    config: DataConfig, split_column: str = "", tone_optional: bool = False
+) -> tuple[Articles, LoadReport, list[str] | None]:
     """Read, map and validate labelled articles.
 
     Returns the articles, a report of skipped and dropped rows, and the values of
@@ -149,7 +157,7 @@ def load_articles(config: DataConfig, split_column: str = "", tone_optional: boo
     kept = Articles([], [], [], [], [])
     split_values: list[str] = []
     for row, (item_id, title, body, raw_topic, raw_tone, date, split_value) in enumerate(rows, start=1):
-        text = "\n\n".join(part.strip() for part in (title, body) if isinstance(part, str) and part.strip())
+        text = article_text(title, body)
         if not text:
             report.skipped_empty += 1
             continue
@@ -165,13 +173,18 @@ def load_articles(config: DataConfig, split_column: str = "", tone_optional: boo
     report.dropped_by_label = dict(sorted(dropped.items()))
     if not kept:
         raise DataError(
-            f"{where}: no articles left; the data is empty, every {config.text_column!r} is blank, or every label is dropped"
+            f"{where}: no articles left; the data is empty, every {config.text_column!r} is blank, "
+            "or every label is dropped"
         )
     return kept, report, (split_values if split_column else None)
 
 
 def load_splits(
-    data: DataConfig, split: SplitConfig, dedup: DedupConfig, seed: int, progress: Callable[[str], None] = lambda message: None
+    data: DataConfig,
+    split: SplitConfig,
+    dedup: DedupConfig,
+    seed: int,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> Splits:
     """Load, map, validate, de-duplicate and split the configured data."""
     articles, report, split_values = load_articles(data, split.column if split.mode == "column" else "")
@@ -196,13 +209,17 @@ def split_articles(articles: Articles, config: SplitConfig, seed: int) -> tuple[
     indices = list(range(len(articles)))
     held_out = config.validation + config.test
     try:
-        train_idx, rest_idx = train_test_split(indices, test_size=held_out, stratify=articles.topics, random_state=seed)
+        train_idx, rest_idx = train_test_split(
+            indices, test_size=held_out, stratify=articles.topics, random_state=seed
+        )
         rest_topics = [articles.topics[i] for i in rest_idx]
         val_idx, test_idx = train_test_split(
             rest_idx, test_size=config.test / held_out, stratify=rest_topics, random_state=seed
         )
     except ValueError as exc:
-        raise DataError(f"cannot split {len(articles)} articles stratified by topic ({exc}); add articles to the rare topics") from None
+        raise DataError(
+            f"cannot split {len(articles)} articles stratified by topic ({exc}); add articles to the rare topics"
+        ) from None
     return articles.subset(train_idx), articles.subset(val_idx), articles.subset(test_idx)
 
 
@@ -213,7 +230,10 @@ def split_by_date(articles: Articles, config: SplitConfig, where: str) -> tuple[
         try:
             day = datetime.date.fromisoformat(str(raw)[:10]).isoformat()
         except ValueError:
-            raise DataError(f"{where}: id {item_id}: date {raw!r} is not an ISO date (YYYY-MM-DD); a temporal split needs one on every row") from None
+            raise DataError(
+                f"{where}: id {item_id}: date {raw!r} is not an ISO date (YYYY-MM-DD); "
+                "a temporal split needs one on every row"
+            ) from None
         name = "train" if day <= config.train_until else "validation" if day <= config.validation_until else "test"
         parts[name].append(i)
     if not parts["train"] or not parts["validation"]:
@@ -276,5 +296,7 @@ def _map_label(
         return None
     value = mapping.get(value, value)
     if value not in allowed:
-        raise DataError(f"{where}: {task} {value!r} is not in data.{task}_labels or data.{task}_map; map, drop or fix it")
+        raise DataError(
+            f"{where}: {task} {value!r} is not in data.{task}_labels or data.{task}_map; map, drop or fix it"
+        )
     return value

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
-from features.cleaning import ArticleCleaner
+from newsclf.cleaning import ArticleCleaner
 
 _WORD = re.compile(r"\w+")
 # Shingles shared by more documents than this are stock phrases, not evidence of copying.

@@ -16,15 +16,15 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsclf.errors import NewsclfError
+from newsclf.loading import load_model, registered_version
+from newsclf.model import NewsClassifier
 from train.config import ConfigError, ExperimentConfig, config_from_dict, load_config, parse_override
 from train.data import Articles, DataError, load_articles, load_splits
-from train.errors import NewsclfError
-from train.loading import load_model, registered_version
-from train.model import NewsClassifier
 from train.paths import EVALUATION_REPORTS_DIR
 from train.report import METRICS, Evaluation, ReportSettings, evaluate_articles, write_report
 
@@ -74,7 +74,9 @@ class _ModelRef:
         return f"run-{self.run_id[:8]}" if self.run_id else Path(self.uri).name or "model"
 
 
-def evaluate(request: EvaluationRequest, tracking_uri: str, progress: Callable[[str], None] = lambda message: None) -> EvaluationResult:
+def evaluate(
+    request: EvaluationRequest, tracking_uri: str, progress: Callable[[str], None] = lambda message: None
+) -> EvaluationResult:
     """Evaluate a model, write the report folder and log the same content as an MLflow run."""
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -91,7 +93,9 @@ def evaluate(request: EvaluationRequest, tracking_uri: str, progress: Callable[[
     _check_output(output)
 
     progress(f"evaluating on {len(articles)} articles ({request.settings.resamples} bootstrap resamples)")
-    evaluation = evaluate_articles(candidate.model, articles, request.settings, training_labels, reference.model if reference else None)
+    evaluation = evaluate_articles(
+        candidate.model, articles, request.settings, training_labels, reference.model if reference else None
+    )
     evaluation.context = _context(candidate, reference, data_context)
 
     progress("writing the report and logging the MLflow run")
@@ -182,8 +186,10 @@ def _articles(data: str | None, training: ExperimentConfig | None, client, run_i
             )
         splits = trained_on or load_splits(config.data, config.split, config.dedup, config.seed)
         articles, path, fingerprint = splits.test, splits.report.source, splits.report.fingerprint
-        description = (f"test split of {path} (seed {config.seed}, {config.split.test:.0%}"
-                       f"{'' if training else ', default experiment: the model training run is unknown'})")
+        description = (
+            f"test split of {path} (seed {config.seed}, {config.split.test:.0%}"
+            f"{'' if training else ', default experiment: the model training run is unknown'})"
+        )
     else:
         _require_readable(Path(data))
         # The training run's column and label mapping applies to new data of the same shape.
@@ -214,7 +220,9 @@ def _require_readable(path: Path) -> None:
 
 def _check_output(output: Path) -> None:
     if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not (output / METRICS).is_file())):
-        raise NewsclfError(f"output {output} exists and is not an evaluation report; pass --output with a new or report folder")
+        raise NewsclfError(
+            f"output {output} exists and is not an evaluation report; pass --output with a new or report folder"
+        )
 
 
 def _parent(output: Path) -> Path:
@@ -229,12 +237,20 @@ def _context(candidate: _ModelRef, reference: _ModelRef | None, data: dict[str, 
     header["Training run"] = candidate.run_id or "unknown (a model folder not tracked in this store)"
     header["Data"] = data["data_description"] + f", SHA-256 {data['data_fingerprint'][:12]}"
     if "overlap_with_training" in data:
-        header["Overlap with training"] = f"{data['overlap_with_training']} evaluated articles appear verbatim in the model's training split"
+        header["Overlap with training"] = (
+            f"{data['overlap_with_training']} evaluated articles appear verbatim in the model's training split"
+        )
     if reference:
         header["Compared with"] = reference.uri
-    header["Evaluated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    context = {"model_uri": candidate.uri, "model_name": candidate.name, "model_version": candidate.version,
-               "model_run_id": candidate.run_id, "logged_model_id": candidate.logged_model_id, "header": header} | data
+    header["Evaluated"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    context = {
+        "model_uri": candidate.uri,
+        "model_name": candidate.name,
+        "model_version": candidate.version,
+        "model_run_id": candidate.run_id,
+        "logged_model_id": candidate.logged_model_id,
+        "header": header,
+    } | data
     if reference:
         context |= {"reference_uri": reference.uri, "reference_version": reference.version}
     return context
@@ -249,12 +265,23 @@ def _experiment_id(client, run_id: str | None) -> str:
     return existing.experiment_id if existing else client.create_experiment(name)
 
 
-def _log_run(evaluation: Evaluation, candidate: _ModelRef, reference: _ModelRef | None, articles: Articles, data, folder: Path) -> None:
+def _log_run(
+    evaluation: Evaluation, candidate: _ModelRef, reference: _ModelRef | None, articles: Articles, data, folder: Path
+) -> None:
     import mlflow
 
-    tags = {"newsclf.kind": "evaluation", "model_uri": candidate.uri, "data_source": data["data"], "data_fingerprint": data["data_fingerprint"]}
-    optional = {"model_name": candidate.name, "model_version": candidate.version, "model_run_id": candidate.run_id,
-                "logged_model_id": candidate.logged_model_id}
+    tags = {
+        "newsclf.kind": "evaluation",
+        "model_uri": candidate.uri,
+        "data_source": data["data"],
+        "data_fingerprint": data["data_fingerprint"],
+    }
+    optional = {
+        "model_name": candidate.name,
+        "model_version": candidate.version,
+        "model_run_id": candidate.run_id,
+        "logged_model_id": candidate.logged_model_id,
+    }
     if reference is not None:
         optional |= {"reference_uri": reference.uri, "verdict": evaluation.comparison.verdict}
     mlflow.set_tags(tags | {key: value for key, value in optional.items() if value})
@@ -274,9 +301,16 @@ def _mlflow_evaluate(task: str, result, data: dict[str, Any], candidate: _ModelR
     import pandas as pd
     from sklearn.exceptions import UndefinedMetricWarning
 
-    frame = pd.DataFrame({"id": result.ids, "text": result.texts, "target": result.y_true, "prediction": result.y_pred})
-    dataset = mlflow.data.from_pandas(frame, source=_dataset_source(data["data"]), name=f"{Path(data['data']).stem}-{task}",
-                                      targets="target", predictions="prediction")
+    frame = pd.DataFrame(
+        {"id": result.ids, "text": result.texts, "target": result.y_true, "prediction": result.y_pred}
+    )
+    dataset = mlflow.data.from_pandas(
+        frame,
+        source=_dataset_source(data["data"]),
+        name=f"{Path(data['data']).stem}-{task}",
+        targets="target",
+        predictions="prediction",
+    )
     config = {"log_model_explainability": False, "metric_prefix": f"mlflow_{task}_", "label_list": result.labels}
     if len(result.labels) == 2:
         config["pos_label"] = result.labels[-1]
@@ -290,7 +324,9 @@ def _mlflow_evaluate(task: str, result, data: dict[str, Any], candidate: _ModelR
             # Its per-class table scores every label, also those absent from these articles; our own
             # tables set zero_division explicitly, so scikit-learn's warning about them is noise here.
             warnings.filterwarnings("ignore", category=UndefinedMetricWarning)
-            mlflow.models.evaluate(data=dataset, model_type="classifier", evaluator_config=config, model_id=candidate.logged_model_id)
+            mlflow.models.evaluate(
+                data=dataset, model_type="classifier", evaluator_config=config, model_id=candidate.logged_model_id
+            )
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.errors import NewsclfError
+from newsclf.errors import NewsclfError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # In a source checkout (or an editable install) the data and experiments sit beside the

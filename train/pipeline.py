@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.svm import LinearSVC
 
 from features.tfidf import FeatureConfig, build_feature_steps
+from newsclf.model import APPLIES, NOT_APPLICABLE
+from newsclf.steps import CLASSIFIER, classifier_of, features_of
+from train.classifiers import build_classifier
 from train.config import ClassifierConfig
-from train.model import APPLIES, NOT_APPLICABLE
 
 
 def build_pipeline(features: FeatureConfig, classifier: ClassifierConfig, seed: int) -> Pipeline:
     """An unfitted Pipeline from raw text to class probabilities."""
-    return Pipeline(build_feature_steps(features) + [("classifier", build_classifier(classifier, seed))])
+    return Pipeline(build_feature_steps(features) + [(CLASSIFIER, build_classifier(classifier, seed))])
 
 
 def fit_pipeline(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[str], n_jobs: int = 1):
@@ -30,8 +30,8 @@ def fit_pipeline(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[str]
     if n_jobs != 1:
         pipeline.set_params(**dict.fromkeys(parallel, n_jobs))
     try:
-        features = pipeline[:-1].fit_transform(texts, labels)
-        pipeline.steps[-1][1].fit(features, labels)
+        features = features_of(pipeline).fit_transform(texts, labels)
+        classifier_of(pipeline).fit(features, labels)
     finally:
         pipeline.set_params(**dict.fromkeys(parallel, None))
     return pipeline, features
@@ -48,16 +48,3 @@ def fit_tone_applies(topic_features, tones: Sequence[str | None], classifier: Cl
     if len(set(labels)) < 2:
         return None
     return build_classifier(classifier, seed).fit(topic_features, labels)
-
-
-def build_classifier(config: ClassifierConfig, seed: int):
-    """The unfitted final step of a pipeline: a linear classifier with ``predict_proba``."""
-    class_weight = None if config.class_weight == "none" else config.class_weight
-    if config.kind == "linear_svc":
-        # LinearSVC has no probabilities; sigmoid calibration on 3 folds adds them.
-        svc = LinearSVC(C=config.C, class_weight=class_weight, max_iter=config.max_iter, random_state=seed)
-        return CalibratedClassifierCV(svc, method="sigmoid", cv=3)
-    if config.kind == "sgd_logistic":
-        # Log loss by SGD: the same model family as logistic regression at a fraction of lbfgs's fit time.
-        return SGDClassifier(loss="log_loss", alpha=config.alpha, class_weight=class_weight, max_iter=config.max_iter, random_state=seed)
-    return LogisticRegression(C=config.C, class_weight=class_weight, max_iter=config.max_iter, random_state=seed)

@@ -18,20 +18,20 @@ import numpy as np
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support
 
+from newsclf.model import NewsClassifier
 from train.comparison import BETTER, WORSE, Comparison, compare_predictions, predicted_labels, task_truth
 from train.data import Articles
-from train.evaluate import (
+from train.figures import prediction_confusion_figure, reliability_figure
+from train.metrics import (
     bootstrap_interval,
     calibration_bins,
     class_f1,
     confusion_counts,
     confusion_scores,
-    driving_terms,
     expected_calibration_error,
-    prediction_confusion_figure,
-    reliability_figure,
+    macro_f1,
+    task_labels,
 )
-from train.model import NewsClassifier
 
 MAJORITY, STRATIFIED = "majority", "stratified"
 # One random draw moves a few hundred items' macro-F1 by about 0.02: the stratified baseline is a mean.
@@ -80,7 +80,9 @@ class TaskEvaluation:
         flat = {f"{self.task}_{name}": value for name, value in self.metrics.items() if value is not None}
         flat.update({f"{self.task}_f1_{row['label']}": row["f1"] for row in self.per_class})
         for baseline, scores in self.baselines.items():
-            flat.update({f"{self.task}_{baseline}_{name}": value for name, value in scores.items() if value is not None})
+            flat.update(
+                {f"{self.task}_{baseline}_{name}": value for name, value in scores.items() if value is not None}
+            )
         return flat
 
 
@@ -129,9 +131,19 @@ def evaluate_articles(
         candidate_labels = {task: _spread(truth[task], tasks[task].y_pred) for task in shared}
         reference_labels = {task: predicted_labels(reference, task, articles.texts, truth[task]) for task in shared}
         comparison = compare_predictions(
-            {task: truth[task] for task in shared}, reference_labels, candidate_labels, settings.resamples, settings.seed, settings.level
+            {task: truth[task] for task in shared},
+            reference_labels,
+            candidate_labels,
+            {task: task_labels(tasks[task].labels + reference.labels(task), truth[task]) for task in shared},
+            settings.resamples,
+            settings.seed,
+            settings.level,
         )
-    source = "the model's training split" if training_labels else "the evaluated articles themselves (training labels unknown)"
+    source = (
+        "the model's training split"
+        if training_labels
+        else "the evaluated articles themselves (training labels unknown)"
+    )
     return Evaluation(tasks, settings, source, comparison)
 
 
@@ -142,7 +154,12 @@ def _spread(truth: Sequence[str | None], values: Sequence[str]) -> list[str | No
 
 
 def _evaluate_task(
-    model: NewsClassifier, task: str, articles: Articles, truth: list[str | None], settings: ReportSettings, training_labels
+    model: NewsClassifier,
+    task: str,
+    articles: Articles,
+    truth: list[str | None],
+    settings: ReportSettings,
+    training_labels,
 ) -> TaskEvaluation:
     positions = [i for i, label in enumerate(truth) if label is not None]
     texts = [articles.texts[i] for i in positions]
@@ -151,7 +168,7 @@ def _evaluate_task(
     result = score_task(task, [truth[i] for i in positions], proba, model_labels, settings, training_labels)
     result.left_out = len(truth) - len(positions)
     result.ids, result.texts = [articles.ids[i] for i in positions], texts
-    result.mistakes = _confident_mistakes(pipeline, result, proba, model_labels, settings)
+    result.mistakes = _confident_mistakes(model, task, result, proba, settings)
     return result
 
 
@@ -171,9 +188,9 @@ def score_task(
     y_true, model_labels = list(y_true), list(model_labels)
     y_pred = [model_labels[i] for i in proba.argmax(axis=1)]
     unseen = Counter(label for label in y_true if label not in model_labels)
-    labels = model_labels + sorted(unseen)
+    labels = task_labels(model_labels, y_true)
 
-    metrics = _scores(y_true, y_pred, proba, model_labels)
+    metrics = _scores(y_true, y_pred, proba, model_labels, labels)
     metrics.update(_intervals(y_true, y_pred, labels, settings))
     correct = np.array([t == p for t, p in zip(y_true, y_pred)])
     bins = calibration_bins(proba.max(axis=1), correct, settings.calibration_bins)
@@ -182,21 +199,33 @@ def score_task(
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     predicted_counts = Counter(y_pred)
     per_class = [
-        {"label": label, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(n),
-         "predicted": predicted_counts[label], "seen_in_training": label in model_labels}
+        {
+            "label": label,
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "support": int(n),
+            "predicted": predicted_counts[label],
+            "seen_in_training": label in model_labels,
+        }
         for label, p, r, f, n in zip(labels, precision, recall, f1, support)
     ]
-    baselines = _baselines(y_true, training_labels or y_true, settings.seed)
-    return TaskEvaluation(task, labels, dict(sorted(unseen.items())), y_true, y_pred, metrics, per_class, bins, baselines)
+    baselines = _baselines(y_true, training_labels or y_true, labels, settings.seed)
+    return TaskEvaluation(
+        task, labels, dict(sorted(unseen.items())), y_true, y_pred, metrics, per_class, bins, baselines
+    )
 
 
-def _scores(y_true: list[str], y_pred: list[str], proba: np.ndarray, proba_labels: list[str]) -> dict[str, float | None]:
-    """Accuracy, macro and weighted F1, and log loss over the items whose label has a probability column."""
+def _scores(
+    y_true: list[str], y_pred: list[str], proba: np.ndarray, proba_labels: list[str], labels: list[str]
+) -> dict[str, float | None]:
+    """Accuracy, macro-F1 over ``labels``, weighted F1, and log loss over the items whose label has a
+    probability column."""
     scored = [i for i, label in enumerate(y_true) if label in proba_labels]
     loss = log_loss([y_true[i] for i in scored], proba[scored], labels=proba_labels) if scored else None
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(y_true, y_pred, labels),
         "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
         "log_loss": None if loss is None else float(loss),
         "log_loss_items": len(scored),
@@ -209,23 +238,43 @@ def _intervals(y_true: list[str], y_pred: list[str], labels: list[str], settings
     true_index = np.array([index[label] for label in y_true])
     pred_index = np.array([index[label] for label in y_pred])
     low, high = bootstrap_interval(
-        lambda positions: np.stack(confusion_scores(confusion_counts(true_index[positions], pred_index[positions], len(labels)))),
-        [np.arange(len(y_true))], settings.resamples, settings.seed, settings.level,
+        lambda positions: np.stack(
+            confusion_scores(confusion_counts(true_index[positions], pred_index[positions], len(labels)))
+        ),
+        [np.arange(len(y_true))],
+        settings.resamples,
+        settings.seed,
+        settings.level,
     )
-    return {"accuracy_ci_low": float(low[0]), "accuracy_ci_high": float(high[0]),
-            "macro_f1_ci_low": float(low[1]), "macro_f1_ci_high": float(high[1])}
+    return {
+        "accuracy_ci_low": float(low[0]),
+        "accuracy_ci_high": float(high[0]),
+        "macro_f1_ci_low": float(low[1]),
+        "macro_f1_ci_high": float(high[1]),
+    }
 
 
-def _baselines(y_true: list[str], fit_labels: Sequence[str], seed: int) -> dict[str, dict[str, float | None]]:
-    """Majority class (with the prior as probabilities) and a stratified random guess (mean of many draws)."""
+def _baselines(
+    y_true: list[str], fit_labels: Sequence[str], labels: list[str], seed: int
+) -> dict[str, dict[str, float | None]]:
+    """Majority class (with the prior as probabilities) and a stratified random guess (mean of many draws),
+    scored over the model's task ``labels`` (and any label only the baselines learned)."""
+    labels = task_labels(labels, fit_labels)
     features, fit_features = np.zeros((len(y_true), 1)), np.zeros((len(fit_labels), 1))
     majority = DummyClassifier(strategy="prior").fit(fit_features, list(fit_labels))
-    scores = _scores(y_true, [str(label) for label in majority.predict(features)], majority.predict_proba(features), [str(c) for c in majority.classes_])
+    scores = _scores(
+        y_true,
+        [str(label) for label in majority.predict(features)],
+        majority.predict_proba(features),
+        [str(c) for c in majority.classes_],
+        labels,
+    )
     results = {MAJORITY: {key: scores[key] for key in ("accuracy", "macro_f1", "weighted_f1", "log_loss")}}
-    labels = sorted(set(y_true) | {str(label) for label in fit_labels})
     index = {label: i for i, label in enumerate(labels)}
     guesses = [
-        DummyClassifier(strategy="stratified", random_state=seed + draw).fit(fit_features, list(fit_labels)).predict(features)
+        DummyClassifier(strategy="stratified", random_state=seed + draw)
+        .fit(fit_features, list(fit_labels))
+        .predict(features)
         for draw in range(STRATIFIED_DRAWS)
     ]
     # All draws scored at once from their confusion counts, as the bootstrap intervals are.
@@ -235,17 +284,21 @@ def _baselines(y_true: list[str], fit_labels: Sequence[str], seed: int) -> dict[
     accuracy_draws, macro_draws = confusion_scores(confusions)
     true_counts = confusions.sum(axis=-1)
     weighted_draws = (class_f1(confusions) * true_counts).sum(axis=-1) / true_counts.sum(axis=-1)
-    accuracy, macro_f1, weighted_f1 = (float(values.mean()) for values in (accuracy_draws, macro_draws, weighted_draws))
+    means = (float(values.mean()) for values in (accuracy_draws, macro_draws, weighted_draws))
     # Its "probabilities" are one-hot random draws: no log loss.
-    results[STRATIFIED] = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": weighted_f1, "log_loss": None}
+    results[STRATIFIED] = dict(zip(("accuracy", "macro_f1", "weighted_f1"), means)) | {"log_loss": None}
     return results
 
 
-def _confident_mistakes(pipeline, result: TaskEvaluation, proba: np.ndarray, model_labels: list[str], settings: ReportSettings):
+def _confident_mistakes(
+    model: NewsClassifier, task: str, result: TaskEvaluation, proba: np.ndarray, settings: ReportSettings
+):
+    """The mistakes the model was surest of, each explained by the product's own :meth:`NewsClassifier.explain`."""
+    model_labels = model.labels(task)
     best = proba.argmax(axis=1)
     wrong = [i for i, (label, guess) in enumerate(zip(result.y_true, result.y_pred)) if label != guess]
     chosen = sorted(wrong, key=lambda i: -proba[i, best[i]])[: settings.mistakes]
-    terms = driving_terms(pipeline, [result.texts[i] for i in chosen], [int(best[i]) for i in chosen], settings.terms)
+    terms = [model.explain(result.texts[i], settings.terms)[task]["terms"] for i in chosen]
     return [
         {
             "id": result.ids[i],
@@ -253,8 +306,10 @@ def _confident_mistakes(pipeline, result: TaskEvaluation, proba: np.ndarray, mod
             "true": result.y_true[i],
             "predicted": result.y_pred[i],
             "probability": float(proba[i, best[i]]),
-            "true_probability": float(proba[i, model_labels.index(result.y_true[i])]) if result.y_true[i] in model_labels else None,
-            "terms": [{"term": term, "push": round(push, 4)} for term, push in item_terms],
+            "true_probability": float(proba[i, model_labels.index(result.y_true[i])])
+            if result.y_true[i] in model_labels
+            else None,
+            "terms": [term | {"weight": round(term["weight"], 4)} for term in item_terms],
         }
         for i, item_terms in zip(chosen, terms)
     ]
@@ -279,9 +334,20 @@ def write_report(evaluation: Evaluation, folder: Path) -> list[Path]:
     for task, result in evaluation.tasks.items():
         items = f"{len(result.y_true)} articles"
         for name, figure in (
-            (f"{task}_confusion_counts.png", prediction_confusion_figure(result.y_true, result.y_pred, result.labels, f"{task}: counts ({items})")),
-            (f"{task}_confusion_normalised.png", prediction_confusion_figure(
-                result.y_true, result.y_pred, result.labels, f"{task}: share of each true label ({items})", normalize="true")),
+            (
+                f"{task}_confusion_counts.png",
+                prediction_confusion_figure(result.y_true, result.y_pred, result.labels, f"{task}: counts ({items})"),
+            ),
+            (
+                f"{task}_confusion_normalised.png",
+                prediction_confusion_figure(
+                    result.y_true,
+                    result.y_pred,
+                    result.labels,
+                    f"{task}: share of each true label ({items})",
+                    normalize="true",
+                ),
+            ),
             (f"{task}_reliability.png", reliability_figure(result.calibration, f"{task}: reliability ({items})")),
         ):
             figure.savefig(folder / name, dpi=110)
@@ -332,9 +398,16 @@ def report_markdown(evaluation: Evaluation) -> str:
     level = f"{settings.level:.0%}"
     lines = [f"# Evaluation of {context.get('model_uri', 'a model')}", ""]
     lines += [f"- **{key}**: {value}" for key, value in context.get("header", {}).items()]
-    lines += ["", "## Summary", "",
-              f"Intervals are {level} percentile bootstrap intervals over {settings.resamples} resamples of the articles (seed {settings.seed}).", "",
-              f"| task | articles | accuracy [{level} CI] | macro-F1 [{level} CI] | weighted F1 | log loss | ECE |", "|---|---:|---|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Summary",
+        "",
+        f"Intervals are {level} percentile bootstrap intervals over {settings.resamples} resamples of the articles "
+        f"(seed {settings.seed}).",
+        "",
+        f"| task | articles | accuracy [{level} CI] | macro-F1 [{level} CI] | weighted F1 | log loss | ECE |",
+        "|---|---:|---|---|---:|---:|---:|",
+    ]
     for task, result in evaluation.tasks.items():
         m = result.metrics
         lines.append(
@@ -344,19 +417,25 @@ def report_markdown(evaluation: Evaluation) -> str:
         )
     if evaluation.comparison is not None:
         lines += _comparison_lines(evaluation.comparison, context)
-    for task, result in evaluation.tasks.items():
+    for result in evaluation.tasks.values():
         lines += _task_lines(result)
-    lines += ["", "## How the numbers are made", "",
-              "- Macro-F1 averages F1 over the labels that occur in the truth or the predictions (scikit-learn's default); "
-              "weighted F1 weights each label by its support.",
-              "- Log loss covers only articles whose true label the model knows: it has no probability for the others.",
-              f"- ECE (expected calibration error): articles are binned by the probability of the predicted label "
-              f"({settings.calibration_bins} equal-width bins); ECE is the article-weighted mean gap between each bin's "
-              "accuracy and its mean probability. 0 is perfectly calibrated.",
-              "- A term's push is its TF-IDF value in the article times the model's weight for the predicted label.",
-              f"- Baselines: *majority* always answers the most frequent label (its probabilities are the label shares); "
-              f"*stratified* draws labels at random in those shares (mean of {STRATIFIED_DRAWS} draws, seeds from {settings.seed}). Both learned the label "
-              f"distribution from {evaluation.baseline_labels}.", ""]
+    lines += [
+        "",
+        "## How the numbers are made",
+        "",
+        "- Macro-F1 averages F1 over the labels that occur in the truth or the predictions (scikit-learn's default); "
+        "weighted F1 weights each label by its support.",
+        "- Log loss covers only articles whose true label the model knows: it has no probability for the others.",
+        f"- ECE (expected calibration error): articles are binned by the probability of the predicted label "
+        f"({settings.calibration_bins} equal-width bins); ECE is the article-weighted mean gap between each bin's "
+        "accuracy and its mean probability. 0 is perfectly calibrated.",
+        "- A term's weight is its TF-IDF value in the article times the model's weight for the predicted label, "
+        "as `newsclf explain` gives it; `(char)` marks a word whose character n-grams are summed.",
+        f"- Baselines: *majority* always answers the most frequent label (its probabilities are the label shares); "
+        f"*stratified* draws labels at random in those shares (mean of {STRATIFIED_DRAWS} draws, "
+        f"seeds from {settings.seed}). Both learned the label distribution from {evaluation.baseline_labels}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -367,65 +446,113 @@ def _task_lines(result: TaskEvaluation) -> list[str]:
         lines.append(f"- {result.left_out} articles carry no {task} label and are left out of the {task} metrics.")
     if result.unseen:
         names = ", ".join(f"`{label}` ({count})" for label, count in result.unseen.items())
-        lines.append(f"- {sum(result.unseen.values())} articles have labels the model never saw: {names}. They count as "
-                     "mistakes in accuracy and F1, and are left out of log loss "
-                     f"({m['log_loss_items']} of {m['items']} articles scored).")
-    lines += ["", "| | accuracy | macro-F1 | weighted F1 | log loss |", "|---|---:|---:|---:|---:|",
-              f"| **model** | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['weighted_f1']:.3f} | {_number(m['log_loss'])} |"]
+        lines.append(
+            f"- {sum(result.unseen.values())} articles have labels the model never saw: {names}. They count as "
+            "mistakes in accuracy and F1, and are left out of log loss "
+            f"({m['log_loss_items']} of {m['items']} articles scored)."
+        )
+    lines += [
+        "",
+        "| | accuracy | macro-F1 | weighted F1 | log loss |",
+        "|---|---:|---:|---:|---:|",
+        f"| **model** | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['weighted_f1']:.3f} "
+        f"| {_number(m['log_loss'])} |",
+    ]
     for name, scores in result.baselines.items():
-        lines.append(f"| {name} baseline | {scores['accuracy']:.3f} | {scores['macro_f1']:.3f} | {scores['weighted_f1']:.3f} "
-                     f"| {_number(scores['log_loss'])} |")
+        lines.append(
+            f"| {name} baseline | {scores['accuracy']:.3f} | {scores['macro_f1']:.3f} | {scores['weighted_f1']:.3f} "
+            f"| {_number(scores['log_loss'])} |"
+        )
     lines += ["", "| label | precision | recall | F1 | support | predicted |", "|---|---:|---:|---:|---:|---:|"]
     for row in result.per_class:
         label = row["label"] if row["seen_in_training"] else f"{row['label']} (never seen by the model)"
-        lines.append(f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} | {row['predicted']} |")
-    lines += ["", "### Confusion matrices", "",
-              f"![{task} confusion counts]({task}_confusion_counts.png)", "",
-              f"![{task} confusion normalised]({task}_confusion_normalised.png)", "",
-              "### Calibration", "",
-              f"Expected calibration error: **{m['ece']:.3f}**.", "",
-              f"![{task} reliability diagram]({task}_reliability.png)", "",
-              "| confidence bin | articles | mean probability | accuracy |", "|---|---:|---:|---:|"]
-    lines += [f"| {b['low']:.1f}-{b['high']:.1f} | {b['count']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |" for b in result.calibration]
+        lines.append(
+            f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} "
+            f"| {row['support']} | {row['predicted']} |"
+        )
+    lines += [
+        "",
+        "### Confusion matrices",
+        "",
+        f"![{task} confusion counts]({task}_confusion_counts.png)",
+        "",
+        f"![{task} confusion normalised]({task}_confusion_normalised.png)",
+        "",
+        "### Calibration",
+        "",
+        f"Expected calibration error: **{m['ece']:.3f}**.",
+        "",
+        f"![{task} reliability diagram]({task}_reliability.png)",
+        "",
+        "| confidence bin | articles | mean probability | accuracy |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {b['low']:.1f}-{b['high']:.1f} | {b['count']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |"
+        for b in result.calibration
+    ]
     wrong = sum(t != p for t, p in zip(result.y_true, result.y_pred))
     lines += ["", "### Most confident mistakes", ""]
     if not result.mistakes:
         lines.append("None: every article was labelled correctly.")
         return lines
-    lines += [f"The {len(result.mistakes)} of {wrong} mistakes the model was surest of, with the terms that pushed hardest "
-              "towards the wrong label (`char` marks a character n-gram).", ""]
-    lines += ["| # | id | excerpt | true | predicted | probability | terms that drove it |", "|---:|---|---|---|---|---:|---|"]
+    lines += [
+        f"The {len(result.mistakes)} of {wrong} mistakes the model was surest of, with the terms that pushed hardest "
+        "towards the wrong label (`(char)` marks a word's summed character n-grams).",
+        "",
+    ]
+    lines += [
+        "| # | id | excerpt | true | predicted | probability | terms that drove it |",
+        "|---:|---|---|---|---|---:|---|",
+    ]
     for rank, mistake in enumerate(result.mistakes, start=1):
-        terms = ", ".join(f"{_term(t['term'])} {t['push']:.2f}" for t in mistake["terms"]) or "(none)"
-        lines.append(f"| {rank} | {_cell(mistake['id'])} | {_cell(mistake['excerpt'])} | {mistake['true']} | {mistake['predicted']} "
-                     f"| {mistake['probability']:.3f} | {terms} |")
+        terms = ", ".join(f"{_term(t)} {t['weight']:.2f}" for t in mistake["terms"]) or "(none)"
+        lines.append(
+            f"| {rank} | {_cell(mistake['id'])} | {_cell(mistake['excerpt'])} "
+            f"| {mistake['true']} | {mistake['predicted']} "
+            f"| {mistake['probability']:.3f} | {terms} |"
+        )
     return lines
 
 
 def _comparison_lines(comparison: Comparison, context: dict[str, Any]) -> list[str]:
     reference, candidate = context.get("reference_uri", "reference"), context.get("model_uri", "candidate")
     level = f"{comparison.level:.0%}"
-    lines = ["", "## Comparison", "",
-             f"Reference: {reference}. Candidate: {candidate}. Same articles; differences are candidate minus reference.", "",
-             f"| task | articles | reference macro-F1 | candidate macro-F1 | difference [{level} CI] | reference accuracy "
-             "| candidate accuracy | only candidate right | only reference right | McNemar exact p |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## Comparison",
+        "",
+        f"Reference: {reference}. Candidate: {candidate}. Same articles; differences are candidate minus reference.",
+        "",
+        f"| task | articles | reference macro-F1 | candidate macro-F1 | difference [{level} CI] | reference accuracy "
+        "| candidate accuracy | only candidate right | only reference right | McNemar exact p |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for t in comparison.tasks:
         lines.append(
             f"| {t.task} | {t.items} | {t.reference_macro_f1:.3f} | {t.candidate_macro_f1:.3f} "
-            f"| {t.candidate_macro_f1 - t.reference_macro_f1:+.3f} [{t.macro_f1_difference_low:+.3f}, {t.macro_f1_difference_high:+.3f}] "
-            f"| {t.reference_accuracy:.3f} | {t.candidate_accuracy:.3f} | {t.only_candidate_right} | {t.only_reference_right} | {t.mcnemar_p_value:.3g} |"
+            f"| {t.candidate_macro_f1 - t.reference_macro_f1:+.3f} "
+            f"[{t.macro_f1_difference_low:+.3f}, {t.macro_f1_difference_high:+.3f}] "
+            f"| {t.reference_accuracy:.3f} | {t.candidate_accuracy:.3f} "
+            f"| {t.only_candidate_right} | {t.only_reference_right} | {t.mcnemar_p_value:.3g} |"
         )
-    lines += ["", f"Score (mean macro-F1 over the tasks): reference {comparison.reference_score:.3f}, candidate "
-              f"{comparison.candidate_score:.3f}, difference {comparison.difference:+.3f} "
-              f"[{comparison.difference_low:+.3f}, {comparison.difference_high:+.3f}] (paired bootstrap, {comparison.resamples} resamples); "
-              f"paired permutation test p = {comparison.p_value:.3g}.", "",
-              f"**Verdict: the candidate is {_verdict_phrase(comparison.verdict)} the reference.**", "",
-              f"Better or worse means the permutation test finds the score difference significant (p < {1 - comparison.level:.2g}): "
-              "each article's two predictions are swapped between the models at random and the observed difference must be rare "
-              "among the swapped ones. The bootstrap interval shows how large the difference is; when only a few articles "
-              "differ it can exclude zero while the test does not, and the test decides. This is the rule that moves the "
-              "champion alias after training."]
+    lines += [
+        "",
+        f"Score (mean macro-F1 over the tasks): reference {comparison.reference_score:.3f}, candidate "
+        f"{comparison.candidate_score:.3f}, difference {comparison.difference:+.3f} "
+        f"[{comparison.difference_low:+.3f}, {comparison.difference_high:+.3f}] "
+        f"(paired bootstrap, {comparison.resamples} resamples); "
+        f"paired permutation test p = {comparison.p_value:.3g}.",
+        "",
+        f"**Verdict: the candidate is {_verdict_phrase(comparison.verdict)} the reference.**",
+        "",
+        "Better or worse means the permutation test finds the score difference significant "
+        f"(p < {1 - comparison.level:.2g}): each article's two predictions are swapped between the models "
+        "at random and the observed difference must be rare "
+        "among the swapped ones. The bootstrap interval shows how large the difference is; when only a few articles "
+        "differ it can exclude zero while the test does not, and the test decides. This is the rule that moves the "
+        "champion alias after training.",
+    ]
     return lines
 
 
@@ -441,12 +568,9 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-def _term(feature: str) -> str:
-    """``word__peace talks`` -> `peace talks`; ``char__ spac`` -> char `'␣spac'` (spaces shown)."""
-    block, _, term = feature.partition("__")
-    if block == "char":
-        return f"char `{_cell(term).replace(' ', '␣')}`"
-    return f"`{_cell(term or feature)}`"
+def _term(term: dict[str, Any]) -> str:
+    """An explained term as a table cell: `peace talks`, or `military` (char)."""
+    return f"`{_cell(term['term'])}`" + (" (char)" if term["kind"] == "char" else "")
 
 
 def _cell(text: str) -> str:

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.errors import NewsclfError
+from newsclf.errors import NewsclfError
 from train.paths import corpus_path
 
 HUB_PREFIX = "hub:"
 FORMATS = ("auto", "json", "csv", "parquet", "disk", "hub")
-_SUFFIXES = {".jsonl": "json", ".json": "json", ".ndjson": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".jsonl": "json",
+    ".json": "json",
+    ".ndjson": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 _TEXT_FORMATS = ("json", "csv")
 _FORMAT_NAMES = {"json": "JSON Lines", "csv": "CSV", "parquet": "Parquet"}
 
@@ -68,7 +75,7 @@ def read_dataset(source: str, fmt: str = "auto", split: str = "train"):
 
 def parse_hub(source: str) -> tuple[str, str | None]:
     """Split ``hub:owner/name[@revision]`` into the dataset name and the revision (or None)."""
-    name, _, revision = source[len(HUB_PREFIX):].partition("@")
+    name, _, revision = source[len(HUB_PREFIX) :].partition("@")
     if not name:
         raise SourceError(f"{source!r}: expected hub:owner/name or hub:owner/name@revision")
     return name, revision or None

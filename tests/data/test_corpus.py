@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from features.cleaning import ArticleCleaner
-from tests.conftest import read_corpus
+from newsclf.cleaning import ArticleCleaner
+from tests.helpers import read_corpus
 from train.config import TONES, TOPICS
 
 KEYS = {"id", "date", "title", "text", "topic", "tone"}
@@ -65,5 +65,8 @@ def test_no_two_items_are_near_duplicates(corpus):
     sizes = np.diag(overlap)
     jaccard = overlap / (sizes[:, None] + sizes[None, :] - overlap + 1e-9)
     np.fill_diagonal(jaccard, 0)
-    pairs = [(corpus[i]["id"], corpus[j]["id"], round(float(jaccard[i, j]), 2)) for i, j in zip(*np.nonzero(np.triu(jaccard) >= 0.5))]
+    pairs = [
+        (corpus[i]["id"], corpus[j]["id"], round(float(jaccard[i, j]), 2))
+        for i, j in zip(*np.nonzero(np.triu(jaccard) >= 0.5))
+    ]
     assert pairs == []

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import corpus_slice, write_jsonl
+from tests.helpers import corpus_slice, write_jsonl
 from train.cli import main
 
 
@@ -23,14 +23,19 @@ from train.cli import main
         (["train", "--experiment", "missing"], "experiment 'missing' not found"),
         (["train", "--set", "topic.C"], "must look like section.key=value"),
         (["train", "--set", "topic.gamma=1"], "unknown key 'topic.gamma'"),
-        (["bench", "--data", "/no/such/dir"], "real data not found"),
-        (["evaluate", "--model", "models:/news-classifier@champion"], "model models:/news-classifier@champion not found"),
+        (
+            ["evaluate", "--model", "models:/news-classifier@champion"],
+            "model models:/news-classifier@champion not found",
+        ),
         (["evaluate", "--model", "no-such-folder"], "is neither a folder nor an MLflow URI"),
         (["evaluate", "--resamples", "10"], "--resamples: resamples must be >= 100"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
-    assert main(argv + (["--tracking-uri", f"sqlite:///{tmp_path}/m.db"] if argv[0] in ("train", "evaluate") else [])) == 2
+    assert (
+        main(argv + (["--tracking-uri", f"sqlite:///{tmp_path}/m.db"] if argv[0] in ("train", "evaluate") else []))
+        == 2
+    )
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("newsclf: error: ") and message in errors[0]
 
@@ -48,9 +53,18 @@ def test_predict_errors_are_one_line_and_exit_2(tmp_path, small_model_folder, ca
         (["predict", "--model", str(small_model_folder), str(tmp_path / "none.txt")], "input file not found"),
         (["predict", "--model", str(small_model_folder), "--jsonl", str(bad)], 'bad.jsonl line 2: no "text" field'),
         (["predict", "--model", str(tmp_path / "nowhere"), str(bad)], "is neither a folder nor an MLflow URI"),
-        (["predict", "--model", str(tmp_path), str(bad)], "neither a newsclf model folder nor a logged newsclf MLflow model"),
-        (["predict", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", str(bad)], f"tracking store sqlite:///{tmp_path}/none.db does not exist"),
-        (["predict", "--model", str(small_model_folder), "--output", str(tmp_path / "no" / "out.jsonl"), str(bad)], "does not exist"),
+        (
+            ["predict", "--model", str(tmp_path), str(bad)],
+            "neither a newsclf model folder nor a logged newsclf MLflow model",
+        ),
+        (
+            ["predict", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", str(bad)],
+            f"tracking store sqlite:///{tmp_path}/none.db does not exist",
+        ),
+        (
+            ["predict", "--model", str(small_model_folder), "--output", str(tmp_path / "no" / "out.jsonl"), str(bad)],
+            "does not exist",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -63,7 +77,22 @@ def test_predict_writes_one_json_object_per_article(tmp_path, small_model, small
     for name, text in zip(("a.txt", "b.txt"), texts):
         (tmp_path / name).write_text(text, encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    assert main(["predict", "--model", str(small_model_folder), "--top-k", "2", "--output", str(out), str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(small_model_folder),
+                "--top-k",
+                "2",
+                "--output",
+                str(out),
+                str(tmp_path / "a.txt"),
+                str(tmp_path / "b.txt"),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [row["id"] for row in rows] == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
     for row, expected in zip(rows, small_model.predict(texts)):
@@ -80,7 +109,9 @@ def test_predict_writes_one_json_object_per_article(tmp_path, small_model, small
 
 def test_empty_corpus_is_refused(tmp_path, capsys):
     (tmp_path / "empty.jsonl").write_text("")
-    assert main(["train", "--data", str(tmp_path / "empty.jsonl"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
+    assert (
+        main(["train", "--data", str(tmp_path / "empty.jsonl"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
+    )
     assert "newsclf: error:" in capsys.readouterr().err
     assert not (tmp_path / "m.db").exists()
 
@@ -91,7 +122,14 @@ def test_newsclf_train_end_to_end(tmp_path):
     data = write_jsonl(tmp_path / "slice.jsonl", corpus_slice(12))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = [str(Path(sys.executable).with_name("newsclf")), "train", "--data", str(data), "--tracking-uri", uri]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=os.environ | {"MLFLOW_TRACKING_URI": ""})
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env=os.environ | {"MLFLOW_TRACKING_URI": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert "registered models:/news-classifier/1" in result.stdout and "promoted to @champion" in result.stdout
     assert "fitting topic model" in result.stderr  # the progress display
@@ -103,13 +141,23 @@ def test_newsclf_train_end_to_end(tmp_path):
     assert 0.0 <= run.data.metrics["test_topic_macro_f1"] <= 1.0 and "validation_tone_log_loss" in run.data.metrics
     artifacts = {a.path for folder in ("topic", "tone") for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"topic/confusion_matrix_test.png", "tone/confusion_matrix_test.png", "topic/top_terms.json"} <= artifacts
-    top_terms = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="tone/top_terms.json", tracking_uri=uri)).read_text())
+    top_terms = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="tone/top_terms.json", tracking_uri=uri
+            )
+        ).read_text()
+    )
     assert set(top_terms) == {"military", "diplomatic"}
 
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/news-classifier@champion")
     assert model.metadata.signature.inputs.input_names() == ["text"]
-    frame = model.predict(pd.DataFrame({"text": ["Troops shelled the border town overnight.", "The league title went to the final day."]}))
+    frame = model.predict(
+        pd.DataFrame(
+            {"text": ["Troops shelled the border town overnight.", "The league title went to the final day."]}
+        )
+    )
     assert len(frame) == 2 and set(frame["tone"]) <= {"military", "diplomatic"}
 
 
@@ -117,7 +165,9 @@ def test_newsclf_train_end_to_end(tmp_path):
 def test_newsclf_evaluate_end_to_end(tmp_path):
     """Train with the real command, then `newsclf evaluate` with no arguments and with --data and --compare."""
     data = write_jsonl(tmp_path / "slice.jsonl", corpus_slice(12))
-    held_out = write_jsonl(tmp_path / "held_out.jsonl", [item for item in corpus_slice(16) if item not in corpus_slice(12)])
+    held_out = write_jsonl(
+        tmp_path / "held_out.jsonl", [item for item in corpus_slice(16) if item not in corpus_slice(12)]
+    )
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     newsclf = str(Path(sys.executable).with_name("newsclf"))
 
@@ -134,8 +184,21 @@ def test_newsclf_evaluate_end_to_end(tmp_path):
     text = (report / "report.md").read_text()
     assert "test split of" in text and "## Topic" in text and "## Tone" in text
 
-    compared = run("evaluate", "--model", "models:/news-classifier/1", "--data", str(held_out), "--compare",
-                   "models:/news-classifier@champion", "--output", "cmp", "--quiet")
+    compared = run(
+        "evaluate",
+        "--model",
+        "models:/news-classifier/1",
+        "--data",
+        str(held_out),
+        "--compare",
+        "models:/news-classifier@champion",
+        "--output",
+        "cmp",
+        "--quiet",
+    )
     assert "compared with models:/news-classifier@champion: no significant difference" in compared.stdout
     assert compared.stderr.strip() == ""  # --quiet: no progress, no MLflow chatter
-    assert json.loads((tmp_path / "cmp" / "metrics.json").read_text())["comparison"]["verdict"] == "no significant difference"
+    assert (
+        json.loads((tmp_path / "cmp" / "metrics.json").read_text())["comparison"]["verdict"]
+        == "no significant difference"
+    )

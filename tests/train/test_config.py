@@ -15,7 +15,7 @@ def test_default_experiment_loads_with_every_section():
 
 def test_experiment_by_path(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('[topic]\nC = 3\n')
+    path.write_text("[topic]\nC = 3\n")
     config = load_config(path)
     assert config.name == "mine" and config.topic.C == 3.0 and isinstance(config.topic.C, float)
 
@@ -40,7 +40,10 @@ def test_experiment_by_path(tmp_path):
         ("[data]\ntopic_map = 3\n", "data.topic_map must be a table"),
         ("[data]\nformat = 'xml'\n", "format must be one of"),
         ("[split]\nmode = 'temporal'\ntrain_until = '2016'\n", "train_until must be an ISO date"),
-        ("[split]\nmode = 'temporal'\ntrain_until = '2017-01-01'\nvalidation_until = '2016-01-01'\n", "validation_until must come after"),
+        (
+            "[split]\nmode = 'temporal'\ntrain_until = '2017-01-01'\nvalidation_until = '2016-01-01'\n",
+            "validation_until must come after",
+        ),
         ("[split]\nmode = 'random'\n", "mode must be one of"),
         ("[dedup]\nnear_threshold = 0\n", "near_threshold must be"),
         ('[search.grid]\n"topic.CC" = [1]\n', r"\(search.grid\): unknown key 'topic.CC'"),
@@ -48,6 +51,10 @@ def test_experiment_by_path(tmp_path):
         ('[search.grid]\n"topic.C" = []\n', "needs at least one value"),
         ('[search.grid]\n"tracking.experiment" = ["x"]\n', "cannot be searched"),
         ('[search.grid]\n"n_jobs" = [1, 2]\n', "cannot be searched"),
+        (
+            '[topic]\nkind = "sgd_logistic"\n[search.grid]\n"topic.C" = [1, 10]\n',
+            "search.grid key 'topic.C' changes nothing: classifier kind sgd_logistic reads alpha",
+        ),
         ("n_jobs = 0\n", "top level: n_jobs must be >= 1, or -1 for every core"),
         ("n_jobs = -2\n", "n_jobs must be >= 1, or -1"),
         ("n_jobs = 'all'\n", "n_jobs must be an integer"),
@@ -62,7 +69,10 @@ def test_bad_files_name_the_key(tmp_path, toml, message):
 
 
 def test_overrides_change_single_values():
-    config = load_config("default", dict(map(parse_override, ["topic.C=0.5", "features.word.ngram_range=[1,3]", "data.source=/x.jsonl"])))
+    config = load_config(
+        "default",
+        dict(map(parse_override, ["topic.C=0.5", "features.word.ngram_range=[1,3]", "data.source=/x.jsonl"])),
+    )
     assert config.topic.C == 0.5
     assert config.features.word.ngram_range == (1, 3)
     assert config.data.source == "/x.jsonl"
@@ -92,6 +102,8 @@ def test_flatten_gives_dotted_keys_and_plain_values():
 
 
 def test_label_maps_load_and_flatten():
-    config = config_from_dict({"name": "x", "data": {"topic_map": {"tech": "science_technology"}, "topic_drop": ["World"]}})
+    config = config_from_dict(
+        {"name": "x", "data": {"topic_map": {"tech": "science_technology"}, "topic_drop": ["World"]}}
+    )
     assert config.data.topic_map == {"tech": "science_technology"} and config.data.topic_drop == ("World",)
     assert flatten(config)["data.topic_map.tech"] == "science_technology"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tests.conftest import write_jsonl
+from tests.helpers import write_jsonl
 from train.config import DataConfig, DedupConfig, SplitConfig
 from train.data import DataError, load_articles, load_splits
 from train.sources import SourceError
@@ -34,7 +34,11 @@ def test_columns_and_labels_map_rename_merge_and_drop(tmp_path):
         {"body": "Envoys meet in Geneva.", "label": "World"},
     ]
     config = _data(
-        tmp_path, rows, text_column="body", topic_column="label", tone_column="",
+        tmp_path,
+        rows,
+        text_column="body",
+        topic_column="label",
+        tone_column="",
         topic_map={"Sci/Tech": "science_technology", "Business": "business_economy", "Markets": "business_economy"},
         topic_drop=("World",),
     )
@@ -53,9 +57,17 @@ def test_tone_labels_map_and_drop(tmp_path):
 @pytest.mark.parametrize(
     "rows, options, message",
     [
-        ([{"text": "x", "topic": "gardening", "tone": None}], {}, r"row 1 \(id row-1\): topic 'gardening' is not in data.topic_labels or data.topic_map"),
+        (
+            [{"text": "x", "topic": "gardening", "tone": None}],
+            {},
+            r"row 1 \(id row-1\): topic 'gardening' is not in data.topic_labels or data.topic_map",
+        ),
         ([{"text": "x", "topic": "sports", "tone": "angry"}], {}, "tone 'angry' is not in data.tone_labels"),
-        ([{"body": "x", "topic": "sports", "tone": None}], {}, r"column 'text' \(data.text_column\) not found; the data has \['body', 'tone', 'topic'\]"),
+        (
+            [{"body": "x", "topic": "sports", "tone": None}],
+            {},
+            r"column 'text' \(data.text_column\) not found; the data has \['body', 'tone', 'topic'\]",
+        ),
         ([{"text": "x", "topic": "sports"}], {}, r"column 'tone' \(data.tone_column\) not found.*tone_column = \"\""),
         ([{"text": "x", "topic": None, "tone": None}], {}, "no topic; every article needs one"),
         ([{"text": "", "topic": "sports", "tone": None}], {}, "no articles left"),
@@ -90,7 +102,13 @@ def test_stratified_splits_are_disjoint_and_reproducible(small_corpus):
 def _dated_rows(n=30):
     topics = ["sports", "law_crime", "business_economy"]
     return [
-        {"id": f"r{i}", "text": f"Story number {i} about {topics[i % 3]} with its own words {i * 7}.", "topic": topics[i % 3], "tone": None, "date": f"20{10 + i // 3:02d}-0{1 + i % 3}-15"}
+        {
+            "id": f"r{i}",
+            "text": f"Story number {i} about {topics[i % 3]} with its own words {i * 7}.",
+            "topic": topics[i % 3],
+            "tone": None,
+            "date": f"20{10 + i // 3:02d}-0{1 + i % 3}-15",
+        }
         for i in range(n)
     ]
 
@@ -157,7 +175,9 @@ def test_too_few_articles_per_topic_cannot_be_split(tmp_path):
 def test_bbc_known_duplicates_are_found(shared_path):
     """The BBC set holds 103 exact duplicate articles, as published."""
     config = DataConfig(
-        source=str(shared_path / "data" / "bbc" / "bbc.jsonl"), topic_column="label", tone_column="",
+        source=str(shared_path / "data" / "bbc" / "bbc.jsonl"),
+        topic_column="label",
+        tone_column="",
         topic_labels=("business", "entertainment", "politics", "sport", "tech"),
     )
     exact = load_splits(config, SplitConfig(), DedupConfig(near_threshold=1.0), seed=0)

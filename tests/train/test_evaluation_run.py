@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import corpus_slice, tiny_classifier, train_into_new_store, write_jsonl
+from newsclf.errors import NewsclfError
+from tests.helpers import corpus_slice, tiny_classifier, train_into_new_store, write_jsonl
 from train import evaluation_run
 from train.data import DataError, load_splits
-from train.errors import NewsclfError
 from train.evaluation_run import EvaluationRequest, evaluate
 from train.report import ReportSettings
 
@@ -24,7 +24,11 @@ def store(tmp_path_factory):
 
 
 def _held_out(tmp_path, topics=None):
-    rows = [item for item in corpus_slice(14) if item not in corpus_slice(10) and (topics is None or item["topic"] in topics)]
+    rows = [
+        item
+        for item in corpus_slice(14)
+        if item not in corpus_slice(10) and (topics is None or item["topic"] in topics)
+    ]
     return write_jsonl(tmp_path / "held_out.jsonl", rows), rows
 
 
@@ -33,10 +37,18 @@ def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_pa
     result = evaluate(EvaluationRequest(CHAMPION, output=tmp_path / "report", settings=FAST), uri)
     test_split = load_splits(config.data, config.split, config.dedup, config.seed).test
     assert result.metrics["topic_items"] == len(test_split) and result.verdict is None
-    assert {"report.md", "metrics.json", "mistakes.json", "topic_reliability.png", "tone_confusion_normalised.png"} <= {
-        path.name for path in result.report_dir.iterdir()}
+    assert {
+        "report.md",
+        "metrics.json",
+        "mistakes.json",
+        "topic_reliability.png",
+        "tone_confusion_normalised.png",
+    } <= {path.name for path in result.report_dir.iterdir()}
     document = json.loads((result.report_dir / "metrics.json").read_text())
-    assert document["baselines_fitted_on"] == "the model's training split" and document["context"]["overlap_with_training"] == 0
+    assert (
+        document["baselines_fitted_on"] == "the model's training split"
+        and document["context"]["overlap_with_training"] == 0
+    )
 
     client = MlflowClient(uri)
     run = client.get_run(result.run_id)
@@ -46,7 +58,9 @@ def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_pa
     assert run.data.tags["model_run_id"] == trained.run_id and run.data.tags["newsclf.kind"] == "evaluation"
     # MLflow's classifier evaluator agrees with our scikit-learn numbers.
     assert run.data.metrics["mlflow_topic_accuracy_score"] == pytest.approx(run.data.metrics["topic_accuracy"])
-    assert {"report.md", "metrics.json", "topic_confusion_counts.png"} <= {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"report.md", "metrics.json", "topic_confusion_counts.png"} <= {
+        a.path for a in client.list_artifacts(result.run_id)
+    }
     # Linked to the judged version's logged model, per evaluation dataset.
     logged_model = client.get_logged_model(run.data.tags["logged_model_id"])
     linked = {(m.key, m.dataset_name) for m in logged_model.metrics if m.run_id == result.run_id}
@@ -56,7 +70,12 @@ def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_pa
 def test_a_data_file_and_a_comparison(store, tmp_path):
     _, uri, _ = store
     data, rows = _held_out(tmp_path)
-    result = evaluate(EvaluationRequest("models:/test-model/1", data=str(data), output=tmp_path / "r", compare=CHAMPION, settings=FAST), uri)
+    result = evaluate(
+        EvaluationRequest(
+            "models:/test-model/1", data=str(data), output=tmp_path / "r", compare=CHAMPION, settings=FAST
+        ),
+        uri,
+    )
     assert result.metrics["topic_items"] == len(rows) and result.verdict == "no significant difference"
     run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.tags["verdict"] == "no significant difference" and run.data.tags["reference_uri"] == CHAMPION
@@ -64,7 +83,9 @@ def test_a_data_file_and_a_comparison(store, tmp_path):
     report = (tmp_path / "r" / "report.md").read_text()
     assert "## Comparison" in report and str(data) in report
     # Running again replaces the report folder.
-    again = evaluate(EvaluationRequest("models:/test-model/1", data=str(data), output=tmp_path / "r", settings=FAST), uri)
+    again = evaluate(
+        EvaluationRequest("models:/test-model/1", data=str(data), output=tmp_path / "r", settings=FAST), uri
+    )
     assert "## Comparison" not in (again.report_dir / "report.md").read_text()
 
 

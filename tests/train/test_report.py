@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import as_articles, corpus_slice, tiny_classifier
+from tests.helpers import as_articles, corpus_slice, tiny_classifier
 from train.report import REPORT, ReportSettings, evaluate_articles, score_task, write_report
 
 FAST = ReportSettings(resamples=200)
@@ -30,8 +30,15 @@ def test_scores_match_hand_computed_values(scored):
     # Bins 0.6-0.7: two mistakes at mean 0.635; 0.7-0.8, 0.8-0.9, 0.9-1.0: one hit each at 0.75, 0.85, 0.95.
     assert m["ece"] == pytest.approx((2 * 0.635 + 0.25 + 0.15 + 0.05) / 5)
     rows = {row["label"]: row for row in scored.per_class}
-    assert rows["b"] == {"label": "b", "precision": pytest.approx(2 / 3), "recall": 1.0, "f1": pytest.approx(0.8),
-                         "support": 2, "predicted": 3, "seen_in_training": True}
+    assert rows["b"] == {
+        "label": "b",
+        "precision": pytest.approx(2 / 3),
+        "recall": 1.0,
+        "f1": pytest.approx(0.8),
+        "support": 2,
+        "predicted": 3,
+        "seen_in_training": True,
+    }
     assert rows["c"]["support"] == 1 and rows["c"]["predicted"] == 0 and not rows["c"]["seen_in_training"]
     assert scored.unseen == {"c": 1} and scored.labels == ["a", "b", "c"]
 
@@ -48,21 +55,25 @@ def test_baselines_learn_the_training_label_distribution(scored):
 
 
 def test_the_stratified_baseline_is_the_mean_of_many_draws_not_one_lucky_one():
-    from train.report import _baselines
-
     from sklearn.dummy import DummyClassifier
     from sklearn.metrics import accuracy_score, f1_score
 
-    from train.report import STRATIFIED_DRAWS
+    from train.report import STRATIFIED_DRAWS, _baselines
 
     y_true = ["a"] * 100 + ["b"] * 100 + ["c"] * 3  # "c" never seen in training
     # A random guess in 50/50 shares is right half the time on a and b; one draw is off by ~0.035.
-    stratified = _baselines(y_true, ["a", "b"], seed=0)["stratified"]
+    stratified = _baselines(y_true, ["a", "b"], ["a", "b", "c"], seed=0)["stratified"]
     assert stratified["accuracy"] == pytest.approx(0.5 * 200 / 203, abs=0.02)
-    assert stratified == _baselines(y_true, ["a", "b"], seed=0)["stratified"]
-    draws = [DummyClassifier(strategy="stratified", random_state=seed).fit([[0]] * 2, ["a", "b"]).predict([[0]] * 203) for seed in range(STRATIFIED_DRAWS)]
-    for name, score in (("accuracy", accuracy_score), ("macro_f1", lambda t, p: f1_score(t, p, average="macro", zero_division=0)),
-                        ("weighted_f1", lambda t, p: f1_score(t, p, average="weighted", zero_division=0))):
+    assert stratified == _baselines(y_true, ["a", "b"], ["a", "b", "c"], seed=0)["stratified"]
+    draws = [
+        DummyClassifier(strategy="stratified", random_state=seed).fit([[0]] * 2, ["a", "b"]).predict([[0]] * 203)
+        for seed in range(STRATIFIED_DRAWS)
+    ]
+    for name, score in (
+        ("accuracy", accuracy_score),
+        ("macro_f1", lambda t, p: f1_score(t, p, labels=["a", "b", "c"], average="macro", zero_division=0)),
+        ("weighted_f1", lambda t, p: f1_score(t, p, average="weighted", zero_division=0)),
+    ):
         assert stratified[name] == pytest.approx(np.mean([score(y_true, draw) for draw in draws]), rel=1e-12), name
 
 
@@ -72,14 +83,23 @@ def test_intervals_contain_the_estimate_and_repeat_with_the_seed(scored):
         assert m[f"{name}_ci_low"] <= m[name] <= m[f"{name}_ci_high"] and m[f"{name}_ci_low"] < m[f"{name}_ci_high"]
     again = score_task("topic", Y_TRUE, PROBA, ["a", "b"], FAST).metrics
     assert again["accuracy_ci_low"] == m["accuracy_ci_low"] and again["macro_f1_ci_high"] == m["macro_f1_ci_high"]
-    other_seed = score_task("topic", Y_TRUE * 20, np.tile(PROBA, (20, 1)), ["a", "b"], ReportSettings(resamples=200, seed=1)).metrics
+    other_seed = score_task(
+        "topic", Y_TRUE * 20, np.tile(PROBA, (20, 1)), ["a", "b"], ReportSettings(resamples=200, seed=1)
+    ).metrics
     same_seed = score_task("topic", Y_TRUE * 20, np.tile(PROBA, (20, 1)), ["a", "b"], FAST).metrics
-    assert (other_seed["accuracy_ci_low"], other_seed["accuracy_ci_high"]) != (same_seed["accuracy_ci_low"], same_seed["accuracy_ci_high"])
+    assert (other_seed["accuracy_ci_low"], other_seed["accuracy_ci_high"]) != (
+        same_seed["accuracy_ci_low"],
+        same_seed["accuracy_ci_high"],
+    )
 
 
 def _held_out(per_topic_from: int, per_topic_to: int, topics=None) -> list[dict]:
     """Corpus items ``per_topic_from``..``per_topic_to`` of every topic: not in the tiny model's training slice."""
-    return [item for item in corpus_slice(per_topic_to) if item not in corpus_slice(per_topic_from) and (topics is None or item["topic"] in topics)]
+    return [
+        item
+        for item in corpus_slice(per_topic_to)
+        if item not in corpus_slice(per_topic_from) and (topics is None or item["topic"] in topics)
+    ]
 
 
 def test_report_folder_holds_every_file_and_reads_on_its_own(tiny_model, tmp_path):
@@ -89,12 +109,16 @@ def test_report_folder_holds_every_file_and_reads_on_its_own(tiny_model, tmp_pat
     names = {path.name for path in written}
     for task in ("topic", "tone"):
         assert {f"{task}_confusion_counts.png", f"{task}_confusion_normalised.png", f"{task}_reliability.png"} <= names
-        assert all((tmp_path / f"{task}_{kind}.png").stat().st_size > 5000 for kind in ("confusion_counts", "reliability"))
+        assert all(
+            (tmp_path / f"{task}_{kind}.png").stat().st_size > 5000 for kind in ("confusion_counts", "reliability")
+        )
     report = (tmp_path / REPORT).read_text()
     untoned = sum(item["tone"] is None for item in items)
     assert f"{untoned} articles carry no tone label and are left out of the tone metrics" in report
     assert "![topic reliability diagram](topic_reliability.png)" in report and "| majority baseline |" in report
-    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
+    metrics = json.loads(
+        (tmp_path / "metrics.json").read_text(), parse_constant=lambda name: pytest.fail(f"{name} in metrics.json")
+    )
     assert metrics["tasks"]["tone"]["metrics"]["items"] == len(items) - untoned
     assert metrics["tasks"]["topic"]["metrics"]["accuracy"] == evaluation.tasks["topic"].metrics["accuracy"]
 
@@ -109,8 +133,8 @@ def test_confident_mistakes_come_first_with_terms_from_their_own_text(tiny_model
     for mistake in mistakes:
         assert mistake["true"] != mistake["predicted"] and mistake["terms"]
         for term in mistake["terms"]:
-            words = term["term"].removeprefix("word__").split()  # bigrams skip stop words: check each word
-            assert term["push"] > 0 and all(word in texts[mistake["id"]] for word in words)
+            words = term["term"].split()  # bigrams skip stop words: check each word
+            assert term["weight"] > 0 and all(word in texts[mistake["id"]] for word in words)
 
 
 def test_labels_the_model_never_saw_are_reported_not_dropped(tmp_path):
@@ -134,7 +158,10 @@ def test_comparison_section_gives_a_plain_verdict(tiny_model, tmp_path):
     evaluation.context = {"model_uri": "models:/m/2", "reference_uri": "models:/m@champion"}
     write_report(evaluation, tmp_path)
     report = (tmp_path / REPORT).read_text()
-    assert "## Comparison" in report and "**Verdict: the candidate is not significantly different from the reference.**" in report
+    assert (
+        "## Comparison" in report
+        and "**Verdict: the candidate is not significantly different from the reference.**" in report
+    )
 
 
 def test_a_task_without_labelled_articles_is_left_out(tiny_model):

@@ -4,10 +4,13 @@ import datasets
 import pandas as pd
 import pytest
 
-from tests.conftest import write_jsonl
+from tests.helpers import write_jsonl
 from train.sources import SourceError, detect_format, read_dataset
 
-ROWS = [{"id": "1", "text": "Storm floods the valley.", "label": "disaster"}, {"id": "2", "text": "Striker scores twice.", "label": "sport"}]
+ROWS = [
+    {"id": "1", "text": "Storm floods the valley.", "label": "disaster"},
+    {"id": "2", "text": "Striker scores twice.", "label": "sport"},
+]
 
 
 def _frame():
@@ -30,7 +33,9 @@ def test_each_file_format_reads_the_same_rows(tmp_path, write):
 
 
 def test_a_saved_dataset_dict_gives_the_named_split(tmp_path):
-    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS[:1]), "extra": datasets.Dataset.from_list(ROWS[1:])})
+    splits = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(ROWS[:1]), "extra": datasets.Dataset.from_list(ROWS[1:])}
+    )
     splits.save_to_disk(str(tmp_path / "dd"))
     assert read_dataset(str(tmp_path / "dd"), split="extra")["text"] == [ROWS[1]["text"]]
     with pytest.raises(SourceError, match=r"no split 'test'; it has \['extra', 'train'\]"):

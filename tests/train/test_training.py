@@ -1,20 +1,17 @@
 """Training against a throwaway SQLite MLflow store."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import small_config, train_into_new_store, write_jsonl
+from newsclf.errors import NewsclfError
+from newsclf.loading import load_model
+from tests.helpers import small_config, train_into_new_store, write_jsonl
 from train import training
 from train.comparison import NO_DIFFERENCE, Comparison
 from train.data import DataError
-from train.errors import NewsclfError
-from train.loading import load_model
 from train.training import train
 
 
@@ -40,9 +37,17 @@ def test_first_version_is_registered_and_becomes_champion(shared_store):
     for name in ("accuracy", "macro_f1", "log_loss", "f1_sports"):
         assert f"test_topic_{name}" in run.data.metrics
     assert {"validation_tone_f1_military", "test_tone_macro_f1"} <= set(run.data.metrics)
-    assert sorted(i.dataset.name.rsplit("-", 1)[1] for i in run.inputs.dataset_inputs) == ["test", "training", "validation"]
+    assert sorted(i.dataset.name.rsplit("-", 1)[1] for i in run.inputs.dataset_inputs) == [
+        "test",
+        "training",
+        "validation",
+    ]
     artifacts = {a.path for folder in ("topic", "tone") for a in client.list_artifacts(result.run_id, folder)}
-    assert {"topic/confusion_matrix_test.png", "tone/top_terms.json", "topic/classification_report_validation.txt"} <= artifacts
+    assert {
+        "topic/confusion_matrix_test.png",
+        "tone/top_terms.json",
+        "topic/classification_report_validation.txt",
+    } <= artifacts
 
 
 def test_registered_model_loads_and_predicts_through_every_route(shared_store):
@@ -55,35 +60,14 @@ def test_registered_model_loads_and_predicts_through_every_route(shared_store):
     assert list(frame["tone"]) == [row["tone"] for row in ours]
     assert frame["p_tone_military"].tolist() == pytest.approx([row["tone_probabilities"]["military"] for row in ours])
     # The tone-applies model is trained, scored and saved with the rest.
-    assert frame["tone_applies_probability"].tolist() == pytest.approx([row["tone_applies_probability"] for row in ours])
-    assert {"validation_tone_applies_macro_f1", "test_tone_applies_log_loss", "validation_tone_applies_f1_applies"} <= set(result.metrics)
-
-
-# Imports everything a logged model runs, from the bundle alone, with the training-only libraries blocked.
-_BUNDLE_CHECK = """
-import importlib.abc, json, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("datasets", "matplotlib"):
-            raise ImportError("blocked " + name)
-sys.meta_path.insert(0, Block())
-code, folder = sys.argv[1:]
-sys.path.insert(0, code)
-import train.pyfunc
-from train.model import NewsClassifier
-assert train.pyfunc.__file__.startswith(code), train.pyfunc.__file__
-model = NewsClassifier.load(folder)
-print(json.dumps([model.predict("Troops advanced."), model.explain("Troops advanced."), model.paragraph_tones("Troops.\\nEnvoys.")]))
-"""
-
-
-def test_the_bundled_code_runs_the_model_without_the_rest_of_the_project(tmp_path, small_model, small_model_folder):
-    training._bundle_code(tmp_path / "code")
-    result = subprocess.run([sys.executable, "-c", _BUNDLE_CHECK, str(tmp_path / "code"), str(small_model_folder)], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    prediction, explanation, paragraphs = json.loads(result.stdout)
-    assert prediction == small_model.predict("Troops advanced.")
-    assert explanation == small_model.explain("Troops advanced.") and len(paragraphs) == 2
+    assert frame["tone_applies_probability"].tolist() == pytest.approx(
+        [row["tone_applies_probability"] for row in ours]
+    )
+    assert {
+        "validation_tone_applies_macro_f1",
+        "test_tone_applies_log_loss",
+        "validation_tone_applies_f1_applies",
+    } <= set(result.metrics)
 
 
 def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champion(shared_store):
@@ -97,8 +81,24 @@ def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champio
     assert run.data.metrics["promotion_difference"] == 0 and run.data.metrics["promotion_p_value"] == 1
 
 
+def test_the_logged_validation_macro_f1_is_the_score_promotion_compares(small_corpus, tracking_uri):
+    # A different first champion, so the two scores differ and the comparison is not trivially equal.
+    train(small_config(small_corpus, topic={"C": 0.001}, tone={"C": 0.001}), tracking_uri)
+    candidate = train(small_config(small_corpus), tracking_uri)
+    metrics = _client(tracking_uri).get_run(candidate.run_id).data.metrics
+    logged = (metrics["validation_topic_macro_f1"] + metrics["validation_tone_macro_f1"]) / 2
+    assert metrics["promotion_candidate_score"] == pytest.approx(logged, abs=1e-12)
+    assert metrics["validation_score"] == pytest.approx(logged, abs=1e-12)
+    assert metrics["promotion_reference_score"] != logged
+
+
 def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
-    weak = small_config(small_corpus, topic={"C": 0.001}, tone={"C": 0.001}, features={"word": {"max_features": 5}, "char": {"enabled": False}})
+    weak = small_config(
+        small_corpus,
+        topic={"C": 0.001},
+        tone={"C": 0.001},
+        features={"word": {"max_features": 5}, "char": {"enabled": False}},
+    )
     assert train(weak, tracking_uri).promoted
     strong = train(small_config(small_corpus), tracking_uri)
     assert strong.promoted and _client(tracking_uri).get_model_version_by_alias("test-model", "champion").version == 2
@@ -123,7 +123,10 @@ def _assert_nothing_registered(tracking_uri):
 
 
 def test_single_class_tone_is_refused_before_any_run(tmp_path, small_corpus, tracking_uri):
-    rows = [dict(row, tone="military" if row["tone"] else None) for row in map(__import__("json").loads, small_corpus.read_text().splitlines())]
+    rows = [
+        dict(row, tone="military" if row["tone"] else None)
+        for row in map(__import__("json").loads, small_corpus.read_text().splitlines())
+    ]
     with pytest.raises(DataError, match=r"task tone: .* classes \['military'\]"):
         train(small_config(write_jsonl(tmp_path / "one.jsonl", rows)), tracking_uri)
     _assert_nothing_registered(tracking_uri)
@@ -133,10 +136,12 @@ def test_a_failure_inside_the_run_marks_it_failed_and_registers_nothing(small_co
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(training, "_log_model", broken)
+    monkeypatch.setattr(training, "log_model", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         train(small_config(small_corpus), tracking_uri)
-    runs = _client(tracking_uri).search_runs([_client(tracking_uri).get_experiment_by_name("test-experiment").experiment_id])
+    runs = _client(tracking_uri).search_runs(
+        [_client(tracking_uri).get_experiment_by_name("test-experiment").experiment_id]
+    )
     assert [run.info.status for run in runs] == ["FAILED"]
     _assert_nothing_registered(tracking_uri)
 
@@ -149,7 +154,10 @@ def test_unreachable_tracking_server_is_a_clear_error(small_corpus, monkeypatch)
 
 
 def test_data_without_tone_trains_topic_only_and_logs_the_data_report(tmp_path, small_corpus, tracking_uri):
-    rows = [{k: v for k, v in row.items() if k != "tone"} for row in map(__import__("json").loads, small_corpus.read_text().splitlines())]
+    rows = [
+        {k: v for k, v in row.items() if k != "tone"}
+        for row in map(__import__("json").loads, small_corpus.read_text().splitlines())
+    ]
     rows.append(dict(rows[0], id="syndicated-copy"))
     config = small_config(write_jsonl(tmp_path / "no_tone.jsonl", rows), data={"tone_column": ""})
     result = train(config, tracking_uri)
@@ -157,7 +165,13 @@ def test_data_without_tone_trains_topic_only_and_logs_the_data_report(tmp_path, 
     assert not any("tone" in name for name in result.metrics)
     run = _client(tracking_uri).get_run(result.run_id)
     assert run.data.metrics["data_duplicates_removed"] == 1
-    summary = __import__("json").loads(Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data/summary.json", tracking_uri=tracking_uri)).read_text())
+    summary = __import__("json").loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=result.run_id, artifact_path="data/summary.json", tracking_uri=tracking_uri
+            )
+        ).read_text()
+    )
     assert summary["duplicates_removed"] == 1 and set(summary["splits"]) == {"train", "validation", "test"}
 
 

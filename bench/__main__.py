@@ -1,0 +1,170 @@
+"""``python -m bench``: the research commands, run from the project folder.
+
+``run`` benchmarks ours against its peers on the real news, ``tune`` runs a staged tuning plan on
+the CEP time split, ``serving`` times a model's load, latency and throughput. Errors a user can
+fix are one line ``bench: error: ...`` with exit code 2, as for ``newsclf``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC
+
+from train.cli import TRACKING_HELP, positive_int, resolve_tracking_uri, run_command
+from train.paths import DEFAULT_MODEL_URI
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m bench``; returns the process exit code."""
+    return run_command(_parser(), argv, "bench")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="newsclf research tooling: benchmarks, staged tuning, serving timings."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="score ours and its peers on the real labelled news in ../shared/data")
+    run.add_argument(
+        "--data", required=True, help="folder holding cep/, bbc/, agnews/ and cameo/ (e.g. ../shared/data)"
+    )
+    run.add_argument(
+        "--experiment",
+        default="cep",
+        help="experiment whose features, topic and tone settings are ours (default: cep)",
+    )
+    run.add_argument("--output", default="bench", help="folder for results.md and results.json (default: bench)")
+    run.add_argument("--tracking-uri", help=TRACKING_HELP)
+    run.add_argument(
+        "--fasttext-seconds", type=int, default=30, help="time budget of each fastText autotune (default: 30)"
+    )
+    run.add_argument("--repeats", type=int, default=3, help="timings are medians of this many runs (default: 3)")
+    run.set_defaults(handler=_run)
+
+    tune = commands.add_parser(
+        "tune", help="staged (coarse-to-fine) tuning on the CEP time split (train 2010-2016, validate 2017)"
+    )
+    tune.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
+    tune.add_argument(
+        "--plan",
+        default="bench/tuning.toml",
+        help="TOML plan: base experiment and stages of values (default: bench/tuning.toml)",
+    )
+    tune.add_argument(
+        "--output", default="bench/tuning.md", help="Markdown table of every candidate (default: bench/tuning.md)"
+    )
+    tune.add_argument("--tracking-uri", help=TRACKING_HELP)
+    tune.set_defaults(handler=_tune)
+
+    serving = commands.add_parser("serving", help="measure model load time, per-article latency and batch throughput")
+    serving.add_argument(
+        "--model", default=DEFAULT_MODEL_URI, help="model folder or MLflow model URI (default: %(default)s)"
+    )
+    serving.add_argument("--tracking-uri", help=TRACKING_HELP)
+    serving.add_argument(
+        "--runs", type=positive_int, default=5, help="runs per measurement; medians are reported (default: 5)"
+    )
+    serving.add_argument("--output", default="reports/bench", help="folder for serving.json (default: reports/bench)")
+    serving.set_defaults(handler=_serving)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    import platform
+    from datetime import datetime
+    from pathlib import Path
+
+    import sklearn
+
+    from bench.datasets import require_data
+    from bench.page import BENCH_EXPERIMENT, log_benchmark, results_markdown
+    from bench.suite import evaluation_speed, run_benchmark
+    from bench.tuning import recommended_toml
+    from train.config import load_config
+    from train.tracking import git_commit
+
+    data_dir = Path(args.data).resolve()
+    require_data(data_dir)
+    config = load_config(args.experiment)
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    results = run_benchmark(
+        data_dir, config, fasttext_seconds=args.fasttext_seconds, repeats=args.repeats, progress=_progress
+    )
+    about = {
+        "command": f"`python -m bench run --data {args.data} --experiment {args.experiment}`",
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}",
+    }
+    markdown = results_markdown(results, about, recommended_toml(config))
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (output / "results.md").write_text(markdown, encoding="utf-8")
+    run_id = log_benchmark(results, markdown, config, data_dir, tracking_uri)
+    speed = evaluation_speed(data_dir)
+    (output / "evaluation_speed.json").write_text(json.dumps(speed, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"evaluating {speed['items']} CEP items: {speed['seconds_median']['evaluate']:.1f} s "
+        f"median of {speed['repeats']} (plain prediction {speed['seconds_median']['predict']:.1f} s, "
+        f"{speed['evaluate_over_predict']:.1f}x)"
+    )
+    for row in results["targets"]:
+        print(f"{'met   ' if row['met'] else 'MISSED'} {row['target']}: {row['value']:.3f}")
+    print(
+        f"written to {output / 'results.md'} and {output / 'results.json'}; "
+        f"MLflow run {run_id} (experiment {BENCH_EXPERIMENT})"
+    )
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bench.datasets import cep_articles, cep_development_split
+    from bench.tuning import load_plan, recommended_toml, staged_tuning, tuning_page
+
+    plan = load_plan(args.plan)
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    train, validation = cep_development_split(cep_articles(Path(args.data)))
+    result = staged_tuning(plan, train, validation, tracking_uri, _progress)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(tuning_page(result, plan, f"python -m bench tune --plan {args.plan}"), encoding="utf-8")
+    print(recommended_toml(result.best.config))
+    return 0
+
+
+def _serving(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from bench.serving import serving_benchmark
+
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    results = serving_benchmark(args.model, tracking_uri, args.runs, _progress)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "serving.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    latency, met = results["latency_ms"], results["met"]
+
+    def verdict(key: str) -> str:
+        return "met" if met[key] else "MISSED"
+
+    print(
+        f"load {results['load_s']:.3f}s ({verdict('load_s')}); {latency['words_per_article']}-word article "
+        f"p50 {latency['p50']:.2f}ms ({verdict('latency_p50_ms')}), p99 {latency['p99']:.2f}ms; "
+        f"{results['short_items_per_s']:,.0f} short items/s ({verdict('short_items_per_s')}); "
+        f"written to {output / 'serving.json'}"
+    )
+    return 0
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

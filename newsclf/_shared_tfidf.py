@@ -1,0 +1,246 @@
+"""Fast prediction-time transform for several fitted TF-IDF FeatureUnions over the same texts.
+
+A model runs a topic and a tone pipeline whose vectorizers share their analyzer settings but
+not their vocabularies, so ``FeatureUnion.transform`` analyses every text once per pipeline.
+:class:`SharedTfidf` analyses each text once per distinct analyzer, and for ``char_wb`` n-grams
+(which never cross a word boundary) each distinct word once, remembering recent words. The
+matrices are the ones ``FeatureUnion.transform`` returns (tests compare them on arbitrary text).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from functools import partial
+from itertools import islice
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from newsclf.cleaning import ArticleCleaner
+from newsclf.counting import BulkTfidfVectorizer, columns_by_word, flatten_counters, known_columns, word_cells
+from newsclf.steps import CLEAN, TFIDF, cleaner_of, tfidf_of
+
+# Words remembered per analyzer: a few hundred bytes each (about 2.5 KB for the longest), so tens of MB at most.
+_WORD_CACHE_SIZE = 1 << 15
+# Longer "words" (URLs, runs of symbols) are rare and would only crowd the cache.
+_LONGEST_CACHED_WORD = 40
+
+
+def is_supported(union: object) -> bool:
+    """Whether :class:`SharedTfidf` reproduces ``union.transform`` exactly."""
+    if not isinstance(union, FeatureUnion) or union.transformer_weights is not None or not union.transformer_list:
+        return False
+    vectorizers = [vectorizer for _, vectorizer in union.transformer_list]
+    return all(map(_supported_vectorizer, vectorizers)) and len({np.dtype(v.dtype) for v in vectorizers}) == 1
+
+
+def _supported_vectorizer(vectorizer: object) -> bool:
+    return (
+        type(vectorizer) in (TfidfVectorizer, BulkTfidfVectorizer)
+        and hasattr(vectorizer, "vocabulary_")
+        and vectorizer.input == "content"
+        and vectorizer.analyzer in ("word", "char", "char_wb")
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and vectorizer.strip_accents is None
+        and vectorizer.norm in ("l2", None)
+    )
+
+
+def _analysis_key(vectorizer: TfidfVectorizer) -> tuple:
+    """The settings that decide what a vectorizer's analyzer returns for a text."""
+    stop_words = vectorizer.stop_words
+    if stop_words is not None and not isinstance(stop_words, str):
+        stop_words = tuple(sorted(stop_words))
+    return (
+        vectorizer.analyzer,
+        tuple(vectorizer.ngram_range),
+        vectorizer.lowercase,
+        vectorizer.token_pattern,
+        stop_words,
+    )
+
+
+class _Analysis:
+    """One analyzer and the vocabularies of every vectorizer that uses it."""
+
+    def __init__(self, vectorizer: TfidfVectorizer):
+        self.analyze = vectorizer.build_analyzer()
+        self.per_word = vectorizer.analyzer == "char_wb"
+        self.vocabularies: list[dict[str, int]] = []
+        self._words: dict[str, list[np.ndarray]] = {}
+
+    def add(self, vectorizer: TfidfVectorizer) -> int:
+        self.vocabularies.append(vectorizer.vocabulary_)
+        return len(self.vocabularies) - 1
+
+    def counts(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per vocabulary: (row, column, count) of every known n-gram of every text.
+
+        A (row, column) cell may appear more than once; its counts add up.
+        """
+        if self.per_word:
+            return self._counts_by_word(texts)
+        grams, rows, counts = flatten_counters([Counter(self.analyze(text)) for text in texts])
+        result = []
+        for vocabulary in self.vocabularies:
+            columns = known_columns(vocabulary, grams)
+            known = columns >= 0
+            result.append((rows[known], columns[known], counts[known]))
+        return result
+
+    def _counts_by_word(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        # char_wb n-grams of a text are the n-grams of each of its whitespace-separated words.
+        words, word_rows, word_repeats = flatten_counters([Counter(text.split()) for text in texts])
+        entries = list(map(self._words.get, words))
+        unseen = list(dict.fromkeys(word for word, entry in zip(words, entries) if entry is None))
+        if unseen:
+            learnt = self._remember(unseen)
+            entries = [learnt[word] if entry is None else entry for word, entry in zip(words, entries)]
+        return [
+            word_cells([entry[index] for entry in entries], word_rows, word_repeats)
+            for index in range(len(self.vocabularies))
+        ]
+
+    def _remember(self, words: list[str]) -> dict[str, list[np.ndarray]]:
+        """Each word's columns per vocabulary (-1 for n-grams outside it); short words are kept for later texts."""
+        lookups = [partial(known_columns, vocabulary) for vocabulary in self.vocabularies]
+        learnt: dict[str, list[np.ndarray]] = {}
+        # Looked up apart, so that the arrays the cached entries are views of hold no long word's n-grams.
+        short = [word for word in words if len(word) <= _LONGEST_CACHED_WORD]
+        long = [word for word in words if len(word) > _LONGEST_CACHED_WORD]
+        for group, cached in ((short, True), (long, False)):
+            if not group:
+                continue
+            per_vocabulary = columns_by_word(group, self.analyze, *lookups)
+            entries = {word: [columns[i] for columns in per_vocabulary] for i, word in enumerate(group)}
+            learnt |= entries
+            if cached:
+                if len(self._words) + len(entries) > _WORD_CACHE_SIZE:
+                    self._words.clear()
+                self._words.update(islice(entries.items(), _WORD_CACHE_SIZE))
+        return learnt
+
+
+class SharedTfidf:
+    """Transform texts with several fitted FeatureUnions of TfidfVectorizers at once.
+
+    Every union must pass :func:`is_supported`. :meth:`transform` returns one CSR matrix per
+    union, equal to ``union.transform(texts)``.
+    """
+
+    def __init__(self, unions: Sequence[FeatureUnion]):
+        if not all(map(is_supported, unions)):
+            raise ValueError("every union must be a FeatureUnion of fitted TfidfVectorizers (see is_supported)")
+        analyses: dict[tuple, _Analysis] = {}
+        self._unions = []
+        for union in unions:
+            vectorizers = [vectorizer for _, vectorizer in union.transformer_list]
+            sources = []
+            for vectorizer in vectorizers:
+                analysis = analyses.setdefault(_analysis_key(vectorizer), _Analysis(vectorizer))
+                sources.append((analysis, analysis.add(vectorizer)))
+            self._unions.append(_UnionWeights(vectorizers, sources))
+        self._analyses = list(analyses.values())
+
+    def transform(self, texts: Sequence[str]) -> list[sparse.csr_matrix]:
+        """One TF-IDF matrix per union, rows in ``texts`` order."""
+        counted = {id(analysis): analysis.counts(texts) for analysis in self._analyses}
+        return [
+            union.matrix([counted[id(analysis)][index] for analysis, index in union.sources], len(texts))
+            for union in self._unions
+        ]
+
+
+class _UnionWeights:
+    """The TF-IDF arithmetic of one union's blocks, applied to all its columns at once.
+
+    Same operations in the same order and precision as CountVectorizer, TfidfTransformer and
+    ``normalize`` (squares summed in float64, row by row in column order), so the result is
+    bit-for-bit the union's own.
+    """
+
+    def __init__(self, vectorizers: list[TfidfVectorizer], sources: list[tuple[_Analysis, int]]):
+        self.sources = sources
+        widths = [len(vectorizer.vocabulary_) for vectorizer in vectorizers]
+        self.offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+        self.width = int(sum(widths))
+        self.dtype = vectorizers[0].dtype
+        self.n_blocks = len(vectorizers)
+
+        def per_column(values):
+            return np.repeat(np.asarray(values), widths)
+
+        self.block = per_column(range(len(vectorizers)))
+        self.binary = per_column([vectorizer.binary for vectorizer in vectorizers])
+        self.sublinear = per_column([vectorizer.sublinear_tf for vectorizer in vectorizers])
+        self.l2 = per_column([vectorizer.norm == "l2" for vectorizer in vectorizers])
+        idf = [
+            vectorizer.idf_ if vectorizer.use_idf else np.ones(width) for vectorizer, width in zip(vectorizers, widths)
+        ]
+        self.idf = np.concatenate(idf).astype(self.dtype)
+
+    def matrix(self, per_block: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_rows: int) -> sparse.csr_matrix:
+        keys = [rows * self.width + offset + columns for offset, (rows, columns, _) in zip(self.offsets, per_block)]
+        weights = [counts for _, _, counts in per_block]
+        # One sort for the batch: cells ordered by row, then column, as the union orders them.
+        cells, position = np.unique(np.concatenate(keys), return_inverse=True)
+        data = np.bincount(position, weights=np.concatenate(weights), minlength=len(cells)).astype(self.dtype)
+        rows, columns = np.divmod(cells, self.width)
+        data[self.binary[columns]] = 1
+        sublinear = self.sublinear[columns]
+        data[sublinear] = np.log(data[sublinear]) + 1.0
+        data *= self.idf[columns]
+        normed = self.l2[columns]
+        if normed.any():
+            group = rows * self.n_blocks + self.block[columns]
+            squares = (data * data).astype(np.float64)
+            norms = np.sqrt(np.bincount(group[normed], weights=squares[normed], minlength=n_rows * self.n_blocks))
+            data[normed] = (data[normed].astype(np.float64) / norms[group[normed]]).astype(self.dtype)
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        matrix = sparse.csr_matrix((data, columns, indptr), shape=(n_rows, self.width))
+        matrix.has_sorted_indices = True
+        return matrix
+
+
+class SharedFeatures:
+    """The features of several fitted ``clean -> tfidf`` pipelines, computed together.
+
+    When every pipeline is an :class:`ArticleCleaner` with the same settings followed by a
+    supported FeatureUnion, each text is cleaned once and analysed through :class:`SharedTfidf`;
+    otherwise each pipeline transforms the texts itself.
+    """
+
+    def __init__(self, feature_pipelines: Sequence[Pipeline]):
+        self._pipelines = list(feature_pipelines)
+        first = cleaner_of(self._pipelines[0])
+        self._cleaner = first if isinstance(first, ArticleCleaner) else None
+        self._shared = None
+        if self._fast_path_applies():
+            self._shared = SharedTfidf([tfidf_of(pipeline) for pipeline in self._pipelines])
+
+    def _fast_path_applies(self) -> bool:
+        if self._cleaner is None:
+            return False
+        for pipeline in self._pipelines:
+            if [name for name, _ in pipeline.steps] != [CLEAN, TFIDF] or not is_supported(tfidf_of(pipeline)):
+                return False
+            cleaner = cleaner_of(pipeline)
+            if type(cleaner) is not ArticleCleaner or cleaner.get_params() != self._cleaner.get_params():
+                return False
+        return True
+
+    def transform(self, texts: Sequence[str]) -> tuple[list[str], list[sparse.csr_matrix]]:
+        """The cleaned texts (as the first pipeline's cleaner sees them) and one matrix per pipeline."""
+        cleaned = list(self._cleaner.transform(texts)) if self._cleaner is not None else list(texts)
+        if self._shared is not None:
+            return cleaned, self._shared.transform(cleaned)
+        if not cleaned:  # scikit-learn refuses to transform no samples
+            return cleaned, [
+                sparse.csr_matrix((0, len(pipeline.get_feature_names_out()))) for pipeline in self._pipelines
+            ]
+        return cleaned, [sparse.csr_matrix(pipeline.transform(texts)) for pipeline in self._pipelines]

@@ -1,0 +1,339 @@
+"""A loaded model: one scikit-learn Pipeline per task, raw article text in, labels and probabilities out.
+
+Saving and loading go through :mod:`newsclf.folder`, which also documents what a model folder holds.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from newsclf._shared_tfidf import SharedFeatures
+from newsclf.folder import TONE_APPLIES, load_folder, save_folder
+from newsclf.steps import classifier_of, cleaner_of, features_of
+
+# The two labels of the tone-applies model.
+APPLIES, NOT_APPLICABLE = "applies", "not_applicable"
+# tone_score is the probability of this tone label.
+MILITARY = "military"
+# Texts scored per step: bounds the memory a call with very many texts needs.
+_CHUNK = 2000
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class NewsClassifier:
+    """Topic and tone pipelines with their labels; predicts on raw article text.
+
+    ``tone_applies`` is an optional classifier over the topic pipeline's features that estimates
+    whether the military/diplomatic axis applies to an article at all (labels ``applies`` and
+    ``not_applicable``); see :meth:`predict`.
+    """
+
+    def __init__(
+        self,
+        topic: Pipeline,
+        tone: Pipeline | None = None,
+        metadata: dict[str, Any] | None = None,
+        tone_applies: Any = None,
+    ):
+        self.pipelines = {"topic": topic} | ({"tone": tone} if tone is not None else {})
+        self.tone_applies = tone_applies if tone is not None else None
+        self.metadata = dict(metadata or {})
+        self._shared_features: SharedFeatures | None = None
+        self._feature_names: dict[str, np.ndarray] = {}
+
+    def labels(self, task: str) -> list[str]:
+        """The class labels of ``task``, in probability-column order."""
+        return [str(label) for label in self.pipelines[task].classes_]
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks this model predicts, ``topic`` first."""
+        return list(self.pipelines)
+
+    def predict_proba(self, texts: Any) -> dict[str, np.ndarray]:
+        """Class probabilities per task, one row per text, columns in :meth:`labels` order.
+
+        With a tone-applies model, ``"tone_applies"`` holds P(the tone axis applies) per text.
+        Texts with nothing left after cleaning get uniform probabilities and P(applies) = 0.
+        """
+        return self._score(_as_texts(texts)[0]).probabilities
+
+    def predict(self, texts: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """Predict one article (a string: returns a dict) or many (any other iterable: a list of dicts).
+
+        Each dict holds ``topic``, ``topic_probability`` and ``topic_probabilities`` (every label);
+        ``tone``, ``tone_probability``, ``tone_probabilities`` and ``tone_score`` (P(military):
+        1 = military, 0 = diplomatic); ``tone_applies`` and ``tone_applies_probability`` (whether
+        the military/diplomatic axis applies to the article at all); and ``empty``. An article
+        with no text left after cleaning gets ``empty: True``, labels ``None``, uniform
+        probabilities, ``tone_score`` 0.5 and ``tone_applies`` False. None is read as an empty
+        text, bytes as UTF-8 (undecodable bytes become U+FFFD), other values as ``str(value)``.
+        """
+        items, single = _as_texts(texts)
+        rows = _rows(self, self._score(items))
+        return rows[0] if single else rows
+
+    def predict_frame(self, texts: Any, explain: int = 0, paragraphs: bool = False):
+        """Predictions as a flat DataFrame: the scalar fields of :meth:`predict` and ``p_<task>_<label>`` columns.
+
+        ``explain`` = k > 0 adds ``<task>_terms`` (:meth:`explain`'s k terms per text) and
+        ``paragraphs`` adds ``paragraph_tones`` (:meth:`paragraph_tones`), both as JSON strings
+        so the frame stays flat for MLflow serving.
+        """
+        import json
+
+        import pandas as pd
+
+        if isinstance(explain, bool) or not isinstance(explain, numbers.Integral) or explain < 0:
+            raise ValueError(f"explain must be a whole number of terms >= 0, got {explain!r}")
+        items = _as_texts(texts)[0]
+        scores = self._score(items)
+        columns = _scalar_columns(self, scores)
+        for task, proba in scores.labelled():
+            for j, label in enumerate(self.labels(task)):
+                columns[f"p_{task}_{label}"] = proba[:, j]
+        if explain:
+            explained = [self.explain(item, int(explain)) for item in items]
+            for task in self.pipelines:
+                columns[f"{task}_terms"] = [json.dumps(item[task]["terms"]) for item in explained]
+        if paragraphs:
+            columns["paragraph_tones"] = [json.dumps(self.paragraph_tones(item)) for item in items]
+        return pd.DataFrame(columns)
+
+    def explain(self, text: Any, top_k: int = 10) -> dict[str, dict[str, Any]]:
+        """The terms that pushed one article towards its predicted topic and tone.
+
+        Per task: ``label`` (as :meth:`predict` gives it) and ``terms``, at most ``top_k`` dicts
+        ``{"term", "kind", "weight"}`` with positive weight, largest first. A weight is the
+        term's TF-IDF value in this article times the classifier's coefficient for ``label``.
+        ``kind`` is ``word`` for word and word-pair features, ``char`` for a word of the article
+        whose character n-grams are summed.
+        """
+        from newsclf.explain import contributions
+
+        items, _ = _as_texts([text])
+        scores = self._score_chunk(items)
+        explained = {}
+        for task, proba in scores.labelled():
+            label = None if scores.empty[0] else self.labels(task)[int(proba[0].argmax())]
+            terms = (
+                []
+                if label is None
+                else contributions(
+                    self.pipelines[task],
+                    scores.features[task],
+                    self.labels(task).index(label),
+                    self._names(task),
+                    scores.cleaned[0],
+                    top_k,
+                )
+            )
+            explained[task] = {"label": label, "terms": terms}
+        return explained
+
+    def paragraph_tones(self, text: Any) -> list[dict[str, Any]]:
+        """The tone of each paragraph of one article after cleaning, in order.
+
+        Each dict: ``paragraph`` (1-based), ``text``, ``tone``, ``tone_score`` (P(military)) and,
+        with a tone-applies model, ``tone_applies_probability``. Empty when the article has no
+        text after cleaning or the model has no tone task.
+        """
+        if "tone" not in self.pipelines:
+            return []
+        items, _ = _as_texts([text])
+        cleaner = cleaner_of(self.pipelines["tone"])
+        paragraphs = (
+            cleaner.paragraphs(items[0])
+            if hasattr(cleaner, "paragraphs")
+            else [p for p in items[0].splitlines() if p.strip()]
+        )
+        keep = ("tone", "tone_score", "tone_applies_probability")
+        return [
+            {"paragraph": number, "text": paragraph} | {key: row[key] for key in keep if key in row}
+            for number, (paragraph, row) in enumerate(zip(paragraphs, self.predict(paragraphs)), start=1)
+        ]
+
+    def _score(self, texts: list[str]) -> _Scores:
+        # At least one chunk, so that no texts still give arrays of the right width.
+        parts = [self._score_chunk(texts[start : start + _CHUNK]) for start in range(0, max(len(texts), 1), _CHUNK)]
+        return _Scores.concat(parts) if len(parts) > 1 else parts[0]
+
+    def _score_chunk(self, texts: list[str]) -> _Scores:
+        if self._shared_features is None:
+            self._shared_features = SharedFeatures([features_of(pipeline) for pipeline in self.pipelines.values()])
+        cleaned, matrices = self._shared_features.transform(texts)
+        features = dict(zip(self.pipelines, matrices))
+        empty = np.array([not text for text in cleaned], dtype=bool)
+        probabilities = {}
+        for task, pipeline in self.pipelines.items():
+            proba = (
+                _probabilities(classifier_of(pipeline), features[task])
+                if texts
+                else np.empty((0, len(pipeline.classes_)))
+            )
+            proba[empty] = 1.0 / proba.shape[1]
+            probabilities[task] = proba
+        if self.tone_applies is not None:
+            applies = (
+                _probabilities(self.tone_applies, features["topic"])[
+                    :, list(self.tone_applies.classes_).index(APPLIES)
+                ]
+                if texts
+                else np.empty(0)
+            )
+            applies[empty] = 0.0
+            probabilities[TONE_APPLIES] = applies
+        return _Scores(probabilities, empty, features, cleaned)
+
+    def _names(self, task: str) -> np.ndarray:
+        if task not in self._feature_names:
+            self._feature_names[task] = features_of(self.pipelines[task]).get_feature_names_out()
+        return self._feature_names[task]
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the model folder (created if missing; existing model files are replaced)."""
+        return save_folder(self.pipelines, self.tone_applies, self.metadata, Path(folder))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> NewsClassifier:
+        """Load a model folder, refusing unknown formats, other scikit-learn versions and changed files."""
+        pipelines, applies, metadata = load_folder(Path(folder))
+        return cls(pipelines["topic"], pipelines.get("tone"), metadata, applies)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """What scoring produced: probabilities per task (and P(applies)) and which texts were empty.
+
+    ``features`` and ``cleaned`` are kept for a single chunk only (what :meth:`NewsClassifier.explain` reads).
+    """
+
+    probabilities: dict[str, np.ndarray]
+    empty: np.ndarray
+    features: dict[str, Any] | None = None
+    cleaned: list[str] | None = None
+
+    @property
+    def applies(self) -> np.ndarray | None:
+        return self.probabilities.get(TONE_APPLIES)
+
+    def labelled(self) -> list[tuple[str, np.ndarray]]:
+        """The (task, probability matrix) pairs, without the tone-applies vector."""
+        return [(task, proba) for task, proba in self.probabilities.items() if task != TONE_APPLIES]
+
+    @staticmethod
+    def concat(parts: list[_Scores]) -> _Scores:
+        return _Scores(
+            {key: np.concatenate([part.probabilities[key] for part in parts]) for key in parts[0].probabilities},
+            np.concatenate([part.empty for part in parts]),
+        )
+
+
+def _scalar_columns(model: NewsClassifier, scores: _Scores) -> dict[str, Any]:
+    """The one-value-per-text fields of a prediction, column by column, in output order."""
+    columns: dict[str, Any] = {}
+    for task, proba in scores.labelled():
+        labels = model.labels(task)
+        columns[task] = [
+            None if empty else labels[i] for i, empty in zip(proba.argmax(axis=1).tolist(), scores.empty.tolist())
+        ]
+        columns[f"{task}_probability"] = proba.max(axis=1)
+        if task == "tone" and (military := _military_column(labels)) is not None:
+            columns["tone_score"] = proba[:, military]
+    if scores.applies is not None:
+        columns["tone_applies"] = scores.applies >= 0.5
+        columns["tone_applies_probability"] = scores.applies
+    columns["empty"] = scores.empty
+    return columns
+
+
+def _rows(model: NewsClassifier, scores: _Scores) -> list[dict[str, Any]]:
+    """The dicts :meth:`NewsClassifier.predict` returns: the scalar fields plus ``<task>_probabilities``."""
+    columns = {
+        name: values if isinstance(values, list) else values.tolist()
+        for name, values in _scalar_columns(model, scores).items()
+    }
+    per_label = {
+        f"{task}_probability": (f"{task}_probabilities", model.labels(task), proba.tolist())
+        for task, proba in scores.labelled()
+    }
+    rows = []
+    for i in range(len(scores.empty)):
+        row = {}
+        for name, values in columns.items():
+            row[name] = values[i]
+            if name in per_label:
+                key, labels, proba = per_label[name]
+                row[key] = dict(zip(labels, proba[i]))
+        rows.append(row)
+    return rows
+
+
+def _military_column(labels: list[str]) -> int | None:
+    return labels.index(MILITARY) if MILITARY in labels and len(labels) == 2 else None
+
+
+def _probabilities(classifier, features) -> np.ndarray:
+    """``classifier.predict_proba(features)``, computed as scikit-learn does for the linear models
+    training builds but without its input checks, which cost more than the arithmetic for one article."""
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.utils.extmath import softmax
+
+    kind = type(classifier)
+    if not (kind is LogisticRegression or (kind is SGDClassifier and classifier.loss == "log_loss")):
+        return classifier.predict_proba(features)
+    scores = features @ classifier.coef_.T + classifier.intercept_
+    if kind is LogisticRegression and len(classifier.classes_) > 2:
+        return softmax(scores, copy=False)
+    if scores.shape[1] == 1:
+        positive = expit(scores.ravel())
+        return np.stack([1 - positive, positive], axis=1)
+    # One-vs-rest logistic scores normalised over the classes (SGD), as scikit-learn's _predict_proba_lr.
+    proba = expit(scores, out=scores)
+    total = proba.sum(axis=1)
+    proba[total == 0, :] = 1
+    total[total == 0] = proba.shape[1]
+    proba /= total.reshape(proba.shape[0], -1)
+    return proba
+
+
+def _as_texts(texts: Any) -> tuple[list[str], bool]:
+    """The texts to score, and whether the caller passed a single text rather than a collection."""
+    if isinstance(texts, (str, bytes, bytearray)) or texts is None or _is_missing(texts):
+        return [_as_text(texts)], True
+    if isinstance(texts, Mapping):
+        raise TypeError("predict takes a text or an iterable of texts, not a mapping; pass mapping['text']")
+    if hasattr(texts, "columns"):  # a DataFrame: its text column, else its first column
+        texts = texts["text"] if "text" in texts.columns else texts.iloc[:, 0]
+    try:
+        items = iter(texts)
+    except TypeError:  # a number or another scalar: one text
+        return [_as_text(texts)], True
+    return [_as_text(item) for item in items], False
+
+
+def _as_text(item: Any) -> str:
+    """One input as text: missing values are empty, bytes are decoded leniently, anything else is str()."""
+    if item is None or _is_missing(item):
+        return ""
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item).decode("utf-8", errors="replace")
+    text = item if type(item) is str else str(item)
+    # Lone surrogates (from JSON "\\ud800", say) would make the answer unencodable as UTF-8.
+    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
+
+
+def _is_missing(item: Any) -> bool:
+    """None-like values pandas and numpy use for a missing text."""
+    if isinstance(item, (float, np.floating)):
+        return bool(item != item)
+    return type(item).__name__ in ("NAType", "NaTType")

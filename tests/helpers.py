@@ -1,0 +1,103 @@
+"""Helpers the tests share: slices of the shipped corpus, small configs and models, throwaway stores.
+
+Fixtures live in conftest.py; this module holds plain functions, imported where they are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from newsclf.cleaning import article_text
+from train.config import config_from_dict
+from train.paths import corpus_path
+
+# ../shared beside the project (or $NEWSCLF_SHARED): the real data and the seed article.
+SHARED = Path(os.environ.get("NEWSCLF_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def read_corpus() -> list[dict]:
+    """Every item of the shipped corpus, as parsed JSON."""
+    with open(corpus_path(), encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def corpus_slice(per_topic: int) -> list[dict]:
+    """The first ``per_topic`` items of every topic, so every split sees every topic."""
+    by_topic: dict[str, list[dict]] = defaultdict(list)
+    for item in read_corpus():
+        if len(by_topic[item["topic"]]) < per_topic:
+            by_topic[item["topic"]].append(item)
+    return [item for items in by_topic.values() for item in items]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """``rows`` as a JSON Lines file at ``path``."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def small_config(source: Path, **sections) -> object:
+    """The default experiment, pointed at ``source``, with cheaper features and any overrides."""
+    raw = {
+        "name": "test",
+        "data": {"source": str(source)},
+        "features": {"char": {"ngram_range": [3, 4]}},
+        "tracking": {"experiment": "test-experiment", "registered_model": "test-model"},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return config_from_dict(raw)
+
+
+def train_into_new_store(folder: Path):
+    """Train ``small_config`` on 10 articles per topic into a new SQLite store in ``folder``."""
+    from train.training import train
+
+    config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return config, uri, train(config, uri)
+
+
+def as_articles(items: list[dict]):
+    """Corpus rows as Articles, title and text joined as load_articles does."""
+    from train.data import Articles
+
+    return Articles(
+        [item["id"] for item in items],
+        [article_text(item["title"], item["text"]) for item in items],
+        [item["topic"] for item in items],
+        [item["tone"] for item in items],
+        [None] * len(items),
+    )
+
+
+def tiny_classifier(items: list[dict]):
+    """A NewsClassifier fitted in memory on ``items`` with word features only: fast, still real."""
+    from features.tfidf import FeatureConfig, NgramConfig
+    from newsclf.model import NewsClassifier
+    from train.config import ClassifierConfig
+    from train.pipeline import build_pipeline
+
+    articles = as_articles(items)
+    features = FeatureConfig(char=NgramConfig(enabled=False))
+    toned = articles.with_tone()
+    topic = build_pipeline(features, ClassifierConfig(), seed=0).fit(articles.texts, articles.topics)
+    tone = build_pipeline(features, ClassifierConfig(), seed=0).fit(toned.texts, toned.tones)
+    return NewsClassifier(topic, tone, metadata={"experiment": "unit"})
+
+
+def build_small_model(per_topic: int = 6):
+    """A NewsClassifier fitted in memory on a corpus slice, through training's own fit_model:
+    word and char_wb features, tone and the tone-applies model."""
+    from train.training import fit_model
+
+    config = config_from_dict(
+        {"name": "unit", "features": {"char": {"analyzer": "char_wb", "ngram_range": [2, 4], "min_df": 2}}}
+    )
+    config = dataclasses.replace(config, seed=0)
+    return fit_model(config, as_articles(corpus_slice(per_topic)), has_tone=True, metadata={"experiment": "unit"})

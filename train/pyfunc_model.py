@@ -1,7 +1,0 @@
-"""MLflow models-from-code entry point: logged as the model's code, so no wrapper is pickled."""
-
-from mlflow.models import set_model
-
-from train.pyfunc import NewsClassifierPyfunc
-
-set_model(NewsClassifierPyfunc())
