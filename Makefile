@@ -30,11 +30,11 @@ train: $(BIN)/newsclf ## train and register both classifiers (EXPERIMENT=default
 evaluate: $(BIN)/newsclf ## judge a model (MODEL=champion, DATA=its test split, COMPARE=uri, OUTPUT=dir optional)
 	$(BIN)/newsclf evaluate --tracking-uri $(TRACKING_URI) $(if $(MODEL),--model $(MODEL)) $(if $(DATA),--data $(DATA)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(OUTPUT),--output $(OUTPUT))
 
-test: $(BIN)/newsclf ## run the fast tests
-	$(BIN)/pytest -q
+test: $(BIN)/newsclf ## run the fast tests (on every core)
+	$(BIN)/pytest -q -n auto
 
 test-slow: $(BIN)/newsclf ## run only the slow end-to-end tests
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -n auto -m slow
 
 lint: $(BIN)/newsclf ## check formatting, lint rules and import order (ruff)
 	$(BIN)/ruff format --check .

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from newsclf._files import temporary_beside
 from newsclf.cleaning import article_text
 from newsclf.errors import NewsclfError
 from newsclf.model import NewsClassifier
@@ -82,24 +84,60 @@ def predictions(
             yield row
 
 
-def write_jsonl(rows: Iterable[dict[str, Any]], output: str | None, stdout: TextIO) -> int:
-    """Write one JSON object per line to ``output`` (replaced only when complete) or ``stdout``; returns the count."""
-    if output is None:
-        return _write(rows, stdout)
-    target = Path(output)
+def check_output(output: str) -> Path:
+    """Refuse an output file the final write would fail on, before any prediction; returns the file to write.
+
+    A symbolic link is followed, as ``open`` would. Refused: a missing folder, a folder or a device in
+    the file's place, and a folder this process cannot create files in (tried, not guessed from modes).
+    """
+    target = Path(os.path.realpath(output))
     if not target.parent.is_dir():
         raise NewsclfError(
             f"cannot write {output}: folder {target.parent} does not exist; create it or choose another --output"
         )
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
-    )
+    if target.is_dir():
+        raise NewsclfError(
+            f"cannot write {output}: it is a folder; pass a file name, such as {output}/predictions.jsonl"
+        )
+    if target.exists() and not target.is_file():
+        raise NewsclfError(
+            f"cannot write {output}: it is not a regular file; omit --output to write to standard output"
+        )
+    probe = temporary_beside(target)
     try:
-        with handle:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise NewsclfError(
+            f"cannot write {output}: cannot create files in {target.parent} ({exc.strerror}); "
+            "check its permissions or choose another --output"
+        ) from None
+    os.unlink(probe)
+    return target
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], output: str | None, stdout: TextIO) -> int:
+    """Write one JSON object per line to ``output`` (replaced only when complete) or ``stdout``; returns the count.
+
+    A new file gets the permissions ``open(output, "w")`` would give (0666 less the umask); a replaced file
+    keeps its own.
+    """
+    if output is None:
+        return _write(rows, stdout)
+    target = check_output(output)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
+    temporary = temporary_beside(target)
+    descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies, as for open()
+    try:
+        if mode is not None:
+            os.fchmod(descriptor, mode)
+        with open(descriptor, "w", encoding="utf-8") as handle:
             count = _write(rows, handle)
-        os.replace(handle.name, target)
+            handle.flush()
+            os.fsync(handle.fileno())  # so a crash just after the rename cannot leave an empty file in its place
+        os.replace(temporary, target)
     except BaseException:
-        os.unlink(handle.name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
         raise
     return count
 
@@ -117,7 +155,10 @@ def _write(rows: Iterable[dict[str, Any]], handle: TextIO) -> int:
 
 def _read(path: str, stdin: BinaryIO) -> bytes:
     if path == "-":
-        return stdin.read()
+        try:
+            return stdin.read()
+        except OSError as exc:  # standard input is a folder, say
+            raise NewsclfError(f"cannot read standard input: {exc.strerror}; pipe the articles in") from None
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
@@ -133,6 +174,10 @@ def _record(line: str, where: str) -> Article:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise NewsclfError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits, arrays nested thousands deep
+        raise NewsclfError(
+            f"{where}: cannot read this JSON ({str(exc).split(':')[0]}); quote very long numbers, nest less deeply"
+        ) from None
     if not isinstance(record, dict):
         raise NewsclfError(
             f'{where}: a JSON {type(record).__name__}, not an object such as {{"id": 1, "text": "..."}}'
@@ -141,6 +186,19 @@ def _record(line: str, where: str) -> Article:
         raise NewsclfError(
             f'{where}: no "text" field (fields: {sorted(record)}); each record needs the article\'s text'
         )
+    _require_json_id(record.get("id"), where)
     text = record["text"]
     # Only a text gets its title; anything else is left for the model to read (None as empty, else str()).
     return Article(record.get("id"), article_text(record.get("title"), text) if isinstance(text, str) else text)
+
+
+def _require_json_id(value: Any, where: str) -> None:
+    """An id is echoed in the output, so it must be a JSON value: any, except that Python's reader also
+    accepts NaN and Infinity, which JSON has not."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (ValueError, RecursionError):
+        raise NewsclfError(
+            f"{where}: the id holds NaN or Infinity (or is nested too deeply), which JSON output cannot carry; "
+            "use a string or a finite number"
+        ) from None

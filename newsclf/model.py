@@ -313,6 +313,8 @@ def _as_texts(texts: Any) -> tuple[list[str], bool]:
     if isinstance(texts, Mapping):
         raise TypeError("predict takes a text or an iterable of texts, not a mapping; pass mapping['text']")
     if hasattr(texts, "columns"):  # a DataFrame: its text column, else its first column
+        if len(texts.columns) == 0:
+            raise ValueError("the DataFrame has no columns; pass one with a 'text' column holding the articles")
         texts = texts["text"] if "text" in texts.columns else texts.iloc[:, 0]
     try:
         items = iter(texts)

@@ -1,7 +1,8 @@
 """The MLflow pyfunc flavour of a newsclf model folder.
 
 The whole :mod:`newsclf` package is bundled with every logged model (``code_paths``), so
-``mlflow.pyfunc.load_model(uri).predict(df)`` needs only mlflow and scikit-learn installed.
+``mlflow.pyfunc.load_model(uri).predict(df)`` needs only mlflow and scikit-learn installed. The
+entry file :mod:`newsclf.pyfunc_model` checks the bundle against the manifest before importing it.
 """
 
 from __future__ import annotations

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from newsclf.errors import NewsclfError
 from train.paths import DEFAULT_MODEL_URI, DEFAULT_TRACKING_URI
@@ -20,17 +25,106 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, prog: str) -> int:
-    """Parse ``argv`` and run the chosen subcommand's handler: a user error is one line
-    ``<prog>: error: ...`` and exit 2, an interruption exit 130."""
+    """Parse ``argv`` and run the chosen subcommand's handler; returns the exit code.
+
+    A user error is one line ``<prog>: error: ...`` and exit 2; a failure of the machine or the tracking
+    store (disk full, permissions, a locked database) one such line and exit 1. Ctrl-C exits 130 and
+    SIGTERM 143, both after the MLflow run is ended FAILED; a reader of standard output that went away
+    (``| head -1``) ends the command quietly with 141, as SIGPIPE ends other tools. Other exceptions are
+    bugs and keep their traceback.
+    """
     args = parser.parse_args(argv)
+    if sys.stderr is None:  # started with 2>&-: print(file=None) would put messages into standard output
+        sys.stderr = open(os.devnull, "w")  # open for the rest of the process
+    terminated: list[int] = []
     try:
-        return args.handler(args)
+        with _sigterm_interrupts(terminated):
+            code = args.handler(args)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # here, so a closed pipe is met inside this try rather than at exit
+            return code
     except NewsclfError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if terminated else 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool the closed pipe ended
+    except OSError as exc:
+        print(f"{prog}: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if (line := _store_error_line(exc)) is None:
+            raise
+        print(f"{prog}: error: {line}", file=sys.stderr)
+        return 1
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(received: list[int]) -> Iterator[None]:
+    """While the block runs, SIGTERM (timeout, docker stop, a cancelled CI job) raises KeyboardInterrupt in the
+    main thread as Ctrl-C does, so ``with mlflow.start_run()`` ends the run FAILED and cleanups run. Further
+    SIGTERMs are ignored until the block ends, so a process manager repeating it cannot cut that cleanup short."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum: int, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at devnull, so the flush at exit cannot fail again on the closed pipe
+    (the recipe of Python's signal module documentation, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no file descriptor behind it (captured, or closed)
+        pass
+
+
+def _os_error_line(exc: OSError) -> str:
+    """An operating-system error (disk full, no permission) as one line: what, where, what to do."""
+    reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.filename2:  # the target of a rename or link
+        where += f" -> {exc.filename2}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = "free some disk space (or point the output and --tracking-uri elsewhere) and run again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "check the permissions of that path, or choose another place, and run again"
+    else:
+        advice = "check that path and run again" if where else "run again"
+    return f"{reason}{where}; {advice}"
+
+
+def _store_error_line(exc: Exception) -> str | None:
+    """An error of the MLflow tracking store or the database under it as one line; None for any other."""
+    kinds = [
+        getattr(sys.modules.get(module), name, None)
+        for module, name in (("mlflow.exceptions", "MlflowException"), ("sqlalchemy.exc", "SQLAlchemyError"))
+    ]
+    kinds.append(getattr(sys.modules.get("sqlite3"), "Error", None))
+    if not isinstance(exc, tuple(kind for kind in kinds if kind is not None)):
+        return None
+    message = str(exc)
+    first = next((line.strip() for line in message.splitlines() if line.strip()), type(exc).__name__)
+    if "database is locked" in message:
+        advice = "another process is writing to the tracking store; run again when it is done"
+    else:
+        advice = "check the tracking store (--tracking-uri) and run again"
+    return f"tracking store failed: {first[:300]}; {advice}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,6 +200,17 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--paragraphs", action="store_true", help="add the tone of every paragraph after cleaning")
     predict.set_defaults(handler=_predict)
 
+    doctor = commands.add_parser(
+        "doctor", help="find runs left RUNNING by a dead process and registered versions that never completed"
+    )
+    doctor.add_argument("--tracking-uri", help=TRACKING_HELP)
+    doctor.add_argument(
+        "--fix",
+        action="store_true",
+        help="mark those runs KILLED and delete those versions (without it: exit 3 if any)",
+    )
+    doctor.set_defaults(handler=_doctor)
+
     return parser
 
 
@@ -141,13 +246,21 @@ def _train(args: argparse.Namespace) -> int:
         ]
         if scores:
             print(f"{task}: " + ", ".join(scores))
-    status = (
-        f"promoted to @{config.tracking.champion_alias}"
-        if result.promoted
-        else "champion kept (not significantly better on validation)"
-    )
-    print(f"registered {result.model_uri} (run {result.run_id}); {status}")
+    status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept"
+    print(f"registered {result.model_uri} (run {result.run_id}); {status}: {result.promotion_reason}")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from train.doctor import examine, repair
+
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    findings = repair(tracking_uri) if args.fix else examine(tracking_uri)
+    for finding in findings:
+        print(finding.line())
+    if not findings:
+        print(f"{tracking_uri}: no stale runs, no incomplete versions")
+    return 0 if args.fix or not findings else 3
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -188,17 +301,25 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from newsclf.batch import jsonl_articles, predictions, text_articles, write_jsonl
+    from newsclf.batch import check_output, jsonl_articles, predictions, text_articles, write_jsonl
     from newsclf.loading import load_model
 
     files = args.files or ["-"]
+    if "-" in files and sys.stdin is None:
+        raise NewsclfError("standard input is closed; pass article files, or pipe the articles to standard input")
     if "-" in files and sys.stdin.isatty():
         raise NewsclfError("no input: pass article files, or pipe text (or JSON Lines with --jsonl) to standard input")
+    # Input and output are checked before the model loads, so a bad line or an unwritable output fails fast.
+    if args.output is not None:
+        check_output(args.output)
+    elif sys.stdout is None:
+        raise NewsclfError("standard output is closed; pass --output with a file for the predictions")
     read = jsonl_articles if args.jsonl else text_articles
-    # Input is read and checked before the model loads, so a bad line fails fast.
-    articles = read(files, sys.stdin.buffer, lambda message: print(f"newsclf: warning: {message}", file=sys.stderr))
+    stdin = sys.stdin.buffer if "-" in files else None
+    articles = read(files, stdin, lambda message: print(f"newsclf: warning: {message}", file=sys.stderr))
     model = load_model(args.model, resolve_tracking_uri(args.tracking_uri))
-    sys.stdout.reconfigure(encoding="utf-8")
+    if args.output is None:
+        sys.stdout.reconfigure(encoding="utf-8")
     count = write_jsonl(
         predictions(model, articles, args.top_k, args.explain, args.paragraphs), args.output, sys.stdout
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import math
+import re
 import tomllib
 import types
 import typing
@@ -31,6 +33,9 @@ TOPICS = (
 )
 TONES = ("military", "diplomatic")
 SPLIT_MODES = ("stratified", "temporal", "column")
+# MLflow's rules for an alias (mlflow.utils.validation): it must not look like a version either.
+_ALIAS = re.compile(r"[\w\-]{1,255}")
+_VERSION_ALIAS = re.compile(r"[vV]\d+")
 
 
 class ConfigError(NewsclfError):
@@ -167,16 +172,34 @@ class ClassifierConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    """MLflow names: the experiment runs go to and the model versions are registered under."""
+    """MLflow names: the experiment runs go to and the model versions are registered under.
+
+    ``reference_data`` names the labelled articles promotion compares a new version and the
+    champion on; empty (the default) means the champion's own validation split, rebuilt from its
+    training run. The names follow MLflow's rules, checked here so that a bad one fails before
+    the data is read, not after the fit.
+    """
 
     experiment: str = "news-classifier"
     registered_model: str = "news-classifier"
     champion_alias: str = "champion"
+    reference_data: str = ""
 
     def __post_init__(self):
         for name in ("experiment", "registered_model", "champion_alias"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name} must not be empty")
+        name = self.registered_model
+        if any(mark in name for mark in "/:") or ".." in name or name != name.strip():
+            raise ValueError(
+                f"registered_model {name!r} is not a valid MLflow model name: no '/', ':', '..' or outer spaces"
+            )
+        alias = self.champion_alias
+        if not _ALIAS.fullmatch(alias) or alias.lower() == "latest" or _VERSION_ALIAS.fullmatch(alias):
+            raise ValueError(
+                f"champion_alias {alias!r} is not a valid MLflow alias: letters, digits, '_' and '-' only, "
+                "and neither 'latest' nor v<number>"
+            )
 
 
 @dataclass(frozen=True)
@@ -404,6 +427,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         return tuple(_coerce(arg, item, source, key) for arg, item in zip(args, value))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
     if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be {_name(hint)}, got {value!r}")
     if not isinstance(value, hint):

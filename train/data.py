@@ -140,6 +140,7 @@ def load_articles(
         return dataset[name] if name and name in columns else [None] * len(dataset)
 
     ids = [str(i) if i is not None else f"row-{n + 1}" for n, i in enumerate(column(config.id_column))]
+    _require_unique_ids(ids, where, config.id_column)
     rows = zip(
         ids,
         column(config.title_column),
@@ -157,11 +158,20 @@ def load_articles(
     kept = Articles([], [], [], [], [])
     split_values: list[str] = []
     for row, (item_id, title, body, raw_topic, raw_tone, date, split_value) in enumerate(rows, start=1):
+        label = f"{where}: row {row} (id {item_id})"
+        for key, name, value in (
+            ("data.title_column", config.title_column, title),
+            ("data.text_column", config.text_column, body),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise DataError(
+                    f"{label}: {name!r} ({key}) holds a {type(value).__name__}, not text; "
+                    "fix the row or map the right column"
+                )
         text = article_text(title, body)
         if not text:
             report.skipped_empty += 1
             continue
-        label = f"{where}: row {row} (id {item_id})"
         topic = _map_label(raw_topic, "topic", config.topic_map, config.topic_drop, config.topic_labels, label)
         if topic is None:
             dropped[str(raw_topic)] += 1
@@ -177,6 +187,18 @@ def load_articles(
             "or every label is dropped"
         )
     return kept, report, (split_values if split_column else None)
+
+
+def _require_unique_ids(ids: list[str], where: str, id_column: str) -> None:
+    """Ids name articles in reports, duplicates files and evaluations: two articles may not share one."""
+    first_row: dict[str, int] = {}
+    for row, item_id in enumerate(ids, start=1):
+        if item_id in first_row:
+            raise DataError(
+                f"{where}: id {item_id!r} is on rows {first_row[item_id]} and {row}; ids must be unique, "
+                f'so fix the {id_column!r} column or set data.id_column = "" to number the rows'
+            )
+        first_row[item_id] = row
 
 
 def load_splits(

@@ -1,18 +1,25 @@
 """Offline evaluation: find the model and its data, write the report, log it as an MLflow run.
 
-Everything a user can get wrong (model not found, unreadable data, no labels) fails before any
-MLflow run starts. The report is written into a temporary folder next to the output folder and
-moved into place only after the MLflow run has logged it, so a failure leaves neither a
-half-written report nor a FINISHED run.
+Everything a user can get wrong (model not found, unreadable data, no labels, an output folder it
+may not replace) fails before any MLflow run starts. The report is written into a hidden staging
+folder next to the output folder and moved into place only after the MLflow run has logged it, so a
+failure leaves neither a half-written report nor a FINISHED run.
+
+Evaluation writes only into a new (or empty) folder, or replaces one it can prove it wrote: its
+marker file ``.newsclf-evaluation`` lists the files it wrote, and nothing else is inside. It deletes
+nothing but those files, and refuses the working folder, its parents and the tracking store.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
-import shutil
-import tempfile
+import stat
 import time
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -20,16 +27,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsclf._files import remove_temporary, temporary_beside
 from newsclf.errors import NewsclfError
 from newsclf.loading import load_model, registered_version
 from newsclf.model import NewsClassifier
-from train.config import ConfigError, ExperimentConfig, config_from_dict, load_config, parse_override
+from train.config import ExperimentConfig, load_config
 from train.data import Articles, DataError, load_articles, load_splits
 from train.paths import EVALUATION_REPORTS_DIR
-from train.report import METRICS, Evaluation, ReportSettings, evaluate_articles, write_report
+from train.report import Evaluation, ReportSettings, evaluate_articles, write_report
+from train.tracking import liveness, run_config
 
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/")
-_RUN_PARAM_SECTIONS = ("seed", "data.", "split.", "dedup.")
+# In a report folder: the files the evaluation that wrote it wrote, as JSON; the proof that it may be replaced.
+_MARKER = ".newsclf-evaluation"
 
 
 @dataclass(frozen=True)
@@ -86,11 +96,11 @@ def evaluate(
     client = MlflowClient(tracking_uri)
     progress(f"loading {request.model}")
     candidate = _resolve(request.model, client, tracking_uri)
-    reference = _resolve(request.compare, client, tracking_uri) if request.compare else None
-    training = _training_config(client, candidate.run_id)
-    articles, data_context, training_labels = _articles(request.data, training, client, candidate.run_id)
     output = request.output or EVALUATION_REPORTS_DIR / candidate.slug
-    _check_output(output)
+    _check_output(output, tracking_uri, client)
+    reference = _resolve(request.compare, client, tracking_uri) if request.compare else None
+    training = run_config(client, candidate.run_id)
+    articles, data_context, training_labels = _articles(request.data, training, client, candidate.run_id)
 
     progress(f"evaluating on {len(articles)} articles ({request.settings.resamples} bootstrap resamples)")
     evaluation = evaluate_articles(
@@ -100,18 +110,20 @@ def evaluate(
 
     progress("writing the report and logging the MLflow run")
     experiment_id = _experiment_id(client, candidate.run_id)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=_parent(output)))
+    staging = _new_staging(output)
     try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {candidate.slug}") as run:
+        with (
+            mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {candidate.slug}") as run,
+            liveness(tracking_uri, run.info.run_id),
+        ):
             evaluation.context["header"]["MLflow run"] = f"{run.info.run_id} (experiment {experiment_id})"
-            write_report(evaluation, staging)
+            written = write_report(evaluation, staging)
             _log_run(evaluation, candidate, reference, articles, data_context, staging)
             mlflow.log_metric("evaluation_seconds", time.perf_counter() - started)
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
+            # Inside the run, so a report that cannot be put in place leaves the run FAILED.
+            _put_in_place(staging, [path.name for path in written], output)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_temporary(staging)  # gone already once in place
     verdict = evaluation.comparison.verdict if evaluation.comparison else None
     return EvaluationResult(output, run.info.run_id, evaluation.summary_metrics(), verdict)
 
@@ -145,25 +157,6 @@ def _logged_model_id(client, run_id: str) -> str | None:
     outputs = client.get_run(run_id).outputs
     models = outputs.model_outputs if outputs else []
     return models[0].model_id if len(models) == 1 else None
-
-
-def _training_config(client, run_id: str | None) -> ExperimentConfig | None:
-    """The data, split and seed of the run that trained the model, from its logged params."""
-    if not run_id:
-        return None
-    params = client.get_run(run_id).data.params
-    raw: dict[str, Any] = {"name": params.get("name", "training-run")}
-    for key, value in params.items():
-        if key.startswith(_RUN_PARAM_SECTIONS):
-            *sections, leaf = key.split(".")
-            node = raw
-            for section in sections:
-                node = node.setdefault(section, {})
-            node[leaf] = parse_override(f"{key}={value}")[1]
-    try:
-        return config_from_dict(raw, source=f"run {run_id}")
-    except ConfigError:  # a run logged by another newsclf version: fall back to the defaults
-        return None
 
 
 def _articles(data: str | None, training: ExperimentConfig | None, client, run_id: str | None):
@@ -218,16 +211,121 @@ def _require_readable(path: Path) -> None:
         raise DataError(f"{path}: the file is empty; pass a JSON Lines file with one labelled article per line")
 
 
-def _check_output(output: Path) -> None:
-    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not (output / METRICS).is_file())):
+def _check_output(output: Path, tracking_uri: str, client) -> None:
+    """Refuse, before any run starts, an output evaluation could not fill without deleting what it did not write."""
+    resolved = output.resolve()
+    working = Path.cwd().resolve()
+    if resolved == working or resolved in working.parents:
         raise NewsclfError(
-            f"output {output} exists and is not an evaluation report; pass --output with a new or report folder"
+            f"output {output} is the working folder or holds it; pass --output with a folder of its own, "
+            f"such as {EVALUATION_REPORTS_DIR / 'mine'}"
+        )
+    for store in _tracking_paths(tracking_uri, client):
+        if resolved == store or resolved in store.parents or store in resolved.parents:
+            raise NewsclfError(
+                f"output {output} holds or sits inside the tracking store {store}; pass --output with a folder "
+                "outside it"
+            )
+    if os.path.lexists(output):
+        _report_files(output)
+    # The staging folder is made beside the output, in its parent (created if missing).
+    existing = next(parent for parent in resolved.parents if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise NewsclfError(
+            f"cannot write output {output}: {existing} is not a folder this process can write in; "
+            "pass --output with another folder"
         )
 
 
-def _parent(output: Path) -> Path:
+def _tracking_paths(tracking_uri: str, client) -> list[Path]:
+    """Where the tracking store keeps runs and artifacts on this machine: its SQLite file or folder, the
+    local artifact roots of its experiments, and MLflow's default local roots in the working folder."""
+    from mlflow.entities import ViewType
+
+    paths = [Path("mlruns"), Path("mlartifacts")]
+    if tracking_uri.startswith("sqlite:///"):
+        store = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
+    else:
+        store = _local_path(tracking_uri)
+    if store is not None:
+        paths.append(store)
+        if store.exists():  # a new SQLite store would be created by asking it
+            for experiment in client.search_experiments(view_type=ViewType.ALL):
+                if (root := _local_path(experiment.artifact_location)) is not None:
+                    paths.append(root)
+    return [path.resolve() for path in paths]
+
+
+def _local_path(uri: str) -> Path | None:
+    """The folder a path or a file: URI names; None for a server (http:, s3:, mlflow-artifacts:, ...)."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file" and not parsed.netloc:
+        return Path(urllib.request.url2pathname(parsed.path))
+    return Path(uri) if not parsed.scheme else None
+
+
+def _report_files(folder: Path) -> list[str]:
+    """The files an earlier evaluation wrote in ``folder`` as its marker lists them, when the marker and
+    they are all that is inside (an empty folder lists none); otherwise the folder is refused."""
+    if folder.is_symlink() or not folder.is_dir():
+        kind = "a symbolic link" if folder.is_symlink() else "a file"
+        raise NewsclfError(
+            f"output {folder} is {kind}, not an evaluation report folder; pass --output with a new folder"
+        )
+    entries = set(os.listdir(folder))
+    listed = _listed_files(folder) if entries else []
+    foreign = sorted(entries - {_MARKER, *listed}) if listed is not None else sorted(entries)
+    if listed is None or foreign or not all(stat.S_ISREG(os.lstat(folder / name).st_mode) for name in entries):
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise NewsclfError(
+            f"output {folder} is not an evaluation report newsclf wrote (it holds {shown or 'other files'}); "
+            "pass --output with a new folder, or move its files away yourself"
+        )
+    return listed
+
+
+def _listed_files(folder: Path) -> list[str] | None:
+    """The file names the marker in ``folder`` lists; None without a readable marker."""
+    try:
+        names = json.loads((folder / _MARKER).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    plain = isinstance(names, list) and all(
+        isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..", _MARKER) for name in names
+    )
+    return names if plain else None
+
+
+def _new_staging(output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
-    return output.parent
+    staging = temporary_beside(output)
+    staging.mkdir(mode=0o777)  # the umask applies, as to any new folder (mkdtemp's would be 0700)
+    return staging
+
+
+def _put_in_place(staging: Path, names: list[str], output: Path) -> None:
+    """Mark ``staging`` as a report and make it ``output``; an earlier report there, proven again now, goes
+    aside first and is deleted (its listed files only) once the new one is in place."""
+    (staging / _MARKER).write_text(
+        json.dumps({"written_by": "newsclf evaluate", "files": sorted(names)}, indent=2) + "\n", encoding="utf-8"
+    )
+    if not os.path.lexists(output):
+        staging.rename(output)
+        return
+    old = _report_files(output)
+    aside = temporary_beside(output)
+    output.rename(aside)
+    try:
+        staging.rename(output)
+    except BaseException:
+        aside.rename(output)
+        raise
+    try:
+        for name in [*old, _MARKER]:
+            (aside / name).unlink(missing_ok=True)
+        aside.rmdir()
+    except OSError:
+        pass  # a hidden leftover, removed by a later run once this process is gone
 
 
 def _context(candidate: _ModelRef, reference: _ModelRef | None, data: dict[str, Any]) -> dict[str, Any]:

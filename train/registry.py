@@ -1,5 +1,5 @@
-"""The logged MLflow model and the registry: log a NewsClassifier with its served code, register it,
-and move the champion alias only when the new version is significantly better."""
+"""The logged MLflow model and the registry: log a NewsClassifier with its served code, and register
+it as a version that says whether it is complete. Moving the champion alias is train.promotion's."""
 
 from __future__ import annotations
 
@@ -11,20 +11,19 @@ import joblib
 import sklearn
 
 import newsclf
-from newsclf.folder import ARTIFACT_KEY
+from newsclf.folder import ARTIFACT_KEY, code_digests, save_folder
 from newsclf.model import NewsClassifier
 from newsclf.pyfunc import PARAMS
-from train.config import ExperimentConfig
-from train.data import Articles
-from train.metrics import model_scores, selection_score
 
 # Name of the logged model inside a training run.
 MODEL_ARTIFACT = "model"
+# Set to "true" on a registered version once everything about it is written (see register).
+COMPLETE_TAG = "newsclf.complete"
 # The served package: everything a logged model runs, bundled whole (a test checks it imports
 # nothing of training), under its own name so it cannot shadow a user's train or features module.
 SERVED_PACKAGE = Path(newsclf.__file__).resolve().parent
-# The models-from-code entry file MLflow executes to build the pyfunc model.
-_ENTRY = SERVED_PACKAGE / "pyfunc_model.py"
+# The models-from-code entry file MLflow executes to build the pyfunc model (newsclf/pyfunc_model.py).
+_ENTRY_NAME = "pyfunc_model.py"
 
 
 def log_model(model: NewsClassifier, example_texts: list[str]):
@@ -36,12 +35,18 @@ def log_model(model: NewsClassifier, example_texts: list[str]):
     example = pd.DataFrame({"text": example_texts})
     signature = infer_signature(example, model.predict_frame(example_texts), params=PARAMS)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = model.save(Path(tmp) / ARTIFACT_KEY)
+        code = bundle_served_code(Path(tmp) / "code")
+        # The manifest lists the bundle's digests, which the entry file checks on every pyfunc load. MLflow
+        # copies the bundle to the logged model's code/ as it is, and the entry file from the bundle, so
+        # the entry file is byte for byte the bundle's copy, which the manifest lists too.
+        folder = save_folder(
+            model.pipelines, model.tone_applies, model.metadata, Path(tmp) / ARTIFACT_KEY, code_digests(code.parent)
+        )
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=str(_ENTRY),
+            python_model=str(code / _ENTRY_NAME),
             artifacts={ARTIFACT_KEY: str(folder)},
-            code_paths=[str(bundle_served_code(Path(tmp) / "code"))],
+            code_paths=[str(code)],
             signature=signature,
             input_example=example,
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}", "pandas"],
@@ -55,45 +60,33 @@ def bundle_served_code(target: Path) -> Path:
     return destination
 
 
-def register(
-    model_uri: str, model: NewsClassifier, validation: Articles, config: ExperimentConfig
-) -> tuple[str, bool]:
-    """Register a new version; move the champion alias to it only if it is significantly better
-    on the validation articles (train.comparison; the first version always becomes champion)."""
+def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
+    """Register ``model_uri`` as a new version of ``name`` with ``tags``; returns the version.
+
+    The version is created tagged ``newsclf.complete = false`` and turned ``true`` only after every
+    other tag is written, so a process killed in between leaves a version that says it is
+    incomplete: promotion never picks it and ``newsclf doctor`` reports it. Any other failure
+    deletes the version again.
+    """
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from newsclf.loading import load_model
-    from train.comparison import BETTER, compare_models
-
-    name, alias = config.tracking.registered_model, config.tracking.champion_alias
     client = MlflowClient()
-    score = selection_score(model_scores(model, validation))
-    promoted = True
-    champion = _current_champion(client, name, alias)
-    if champion is not None:
-        comparison = compare_models(
-            load_model(f"models:/{name}/{champion.version}"), model, validation, seed=config.seed
-        )
-        mlflow.log_metrics(comparison.flat_metrics("promotion"))
-        mlflow.set_tag("promotion_verdict", comparison.verdict)
-        promoted = comparison.verdict == BETTER
-    mlflow.log_metric("validation_score", score)
-    version = mlflow.register_model(model_uri, name).version
+    version = str(mlflow.register_model(model_uri, name, tags={COMPLETE_TAG: "false"}).version)
     try:
-        client.set_model_version_tag(name, version, "validation_score", f"{score:.6f}")
-        if promoted:
-            client.set_registered_model_alias(name, alias, version)
-    except Exception:
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
+    except BaseException:
         client.delete_model_version(name, version)
         raise
-    return str(version), promoted
+    return version
 
 
-def _current_champion(client, name: str, alias: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+def is_complete(version) -> bool:
+    """Whether a registered version finished registering (versions of earlier newsclf releases, which
+    had no completeness tag, count as complete when they carry their validation score)."""
+    tags = version.tags or {}
+    if COMPLETE_TAG in tags:
+        return tags[COMPLETE_TAG] == "true"
+    return "validation_score" in tags

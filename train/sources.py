@@ -59,6 +59,7 @@ def read_dataset(source: str, fmt: str = "auto", split: str = "train"):
     path = Path(describe(source)).expanduser()
     if not path.exists():
         raise SourceError(f"data file not found: {path}; pass --data with the path of your data")
+    _require_readable(path)
     if fmt == "disk":
         try:
             loaded = datasets.load_from_disk(str(path))
@@ -99,6 +100,18 @@ def _pick_split(loaded, split: str, where: str):
             raise SourceError(f"{where}: no split {split!r}; it has {sorted(loaded)}; set data.split_name")
         return loaded[split]
     return loaded
+
+
+def _require_readable(path: Path) -> None:
+    """Name a permission problem in one line, before datasets reports it as a generation error."""
+    try:
+        if path.is_dir():
+            next(path.iterdir(), None)
+        else:
+            with open(path, "rb"):
+                pass
+    except PermissionError:
+        raise SourceError(f"{path}: permission denied; make it readable for this user (chmod u+r)") from None
 
 
 def _check_utf8(path: Path) -> None:

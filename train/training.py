@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import classifier_of, features_of
@@ -15,8 +16,9 @@ from train.data import Articles, DataError, Splits, load_splits
 from train.figures import confusion_figure
 from train.metrics import model_scores, report_text, selection_score, task_metrics
 from train.pipeline import build_pipeline, fit_pipeline, fit_tone_applies
+from train.promotion import Promotion, promote
 from train.registry import log_model, register
-from train.tracking import connect, git_commit, log_data_report
+from train.tracking import connect, end_stale_runs, git_commit, liveness, log_data_report
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class TrainResult:
     version: str
     promoted: bool
     metrics: dict[str, float]
+    promotion_reason: str = ""
 
     @property
     def model_uri(self) -> str:
@@ -40,19 +43,28 @@ def train(
 ) -> TrainResult:
     """Fit, evaluate, log and register topic and tone models for one experiment.
 
-    Data problems are raised before any run starts. Anything that fails after that marks the
-    MLflow run FAILED and registers nothing.
+    The store is checked first (and runs of this experiment whose process died are marked
+    KILLED), then the data; problems with either are raised before any run starts. Anything that
+    fails after that marks the MLflow run FAILED and leaves no complete version registered.
     """
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     refit = config.search.refit
     clock = _Clock(progress)
+    if connect(tracking_uri):
+        client = MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(config.tracking.experiment)
+        for stale in end_stale_runs(client, [experiment.experiment_id] if experiment else []):
+            clock.step(f"marked run {stale.run_id} ({stale.name}) KILLED: {stale.reason}")
     clock.step("loading data")
     splits = load_splits(config.data, config.split, config.dedup, config.seed, clock.step)
     tone_train = splits.train.with_tone()
     _require_two_classes("topic", splits.train.topics)
+    _require_feasible_df(config, "topic", len(splits.train))
     if splits.has_tone:
         _require_two_classes("tone", tone_train.tones)
+        _require_feasible_df(config, "tone", len(tone_train))
     report = splits.report
     clock.step(
         f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test articles "
@@ -60,10 +72,9 @@ def train(
         f"{report.skipped_empty} empty rows skipped, {sum(report.dropped_by_label.values())} dropped by label"
     )
 
-    connect(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(config.tracking.experiment)
-    with mlflow.start_run(run_name=config.name) as run:
+    with mlflow.start_run(run_name=config.name) as run, liveness(tracking_uri, run.info.run_id):
         mlflow.log_params(flatten(config))
         mlflow.set_tags(
             {"git_commit": git_commit(), "data_fingerprint": report.fingerprint, "data_source": report.source}
@@ -89,14 +100,44 @@ def train(
             metrics = _evaluate_and_log(model, {"validation": splits.validation, "test": splits.test})
         clock.step("logging the model")
         info = log_model(model, splits.validation.texts[:2])
-        clock.step(f"registering {config.tracking.registered_model}")
-        version, promoted = register(info.model_uri, scored, splits.validation, config)
-        mlflow.set_tags({"registered_version": version, "promoted": str(promoted).lower()})
+        # The number promotion ranks by, from the very metrics just logged (train.metrics defines both).
+        score = selection_score(
+            {task: metrics[key] for task in model.tasks if (key := f"validation_{task}_macro_f1") in metrics}
+        )
+        mlflow.log_metric("validation_score", score)
+        name = config.tracking.registered_model
+        clock.step(f"registering {name}")
+        tags = {"validation_score": f"{score:.6f}", "data_fingerprint": report.fingerprint}
+        version = register(info.model_uri, name, tags)
+        clock.step(f"comparing version {version} with @{config.tracking.champion_alias}")
+        promotion = promote(scored, version, splits, config, tracking_uri)
+        _log_promotion(promotion, name, version, tracking_uri)
+        mlflow.set_tags({"registered_version": version, "promoted": str(promotion.promoted).lower()})
     clock.step(
-        f"done: {config.tracking.registered_model} version {version}"
-        + (f" is now @{config.tracking.champion_alias}" if promoted else "")
+        f"done: {name} version {version}"
+        + (
+            f" is now @{config.tracking.champion_alias}"
+            if promotion.promoted
+            else f" not promoted: {promotion.reason}"
+        )
     )
-    return TrainResult(run.info.run_id, config.tracking.registered_model, version, promoted, metrics)
+    return TrainResult(
+        run.info.run_id, name, version, promotion.promoted, metrics | {"validation_score": score}, promotion.reason
+    )
+
+
+def _log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: str) -> None:
+    """The verdict and its reason on the run and on the version, the comparison's numbers on the run."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    if promotion.comparison is not None:
+        mlflow.log_metrics(promotion.comparison.flat_metrics("promotion"))
+    verdict = {"promotion_verdict": promotion.verdict, "promotion_reason": promotion.reason}
+    mlflow.set_tags(verdict | ({"promotion_reference": promotion.reference} if promotion.reference else {}))
+    client = MlflowClient(tracking_uri)
+    for key, value in verdict.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def fit_model(
@@ -111,20 +152,45 @@ def fit_model(
     No MLflow: training's ``[search.grid]`` candidates and the bench's "ours" are fitted by this same function.
     """
     progress(f"fitting topic model on {len(articles)} articles")
-    topic, topic_features = fit_pipeline(
-        build_pipeline(config.features, config.topic, config.seed), articles.texts, articles.topics, config.n_jobs
-    )
+    topic, topic_features = _fit_task(config, "topic", articles.texts, articles.topics)
     tone = None
     if has_tone:
         toned = articles.with_tone()
         progress(f"fitting tone model on {len(toned)} articles")
-        tone, _ = fit_pipeline(
-            build_pipeline(config.features, config.tone, config.seed), toned.texts, toned.tones, config.n_jobs
-        )
+        tone, _ = _fit_task(config, "tone", toned.texts, toned.tones)
         progress("fitting the tone-applies model on the topic features")
         applies = fit_tone_applies(topic_features, articles.tones, config.tone, config.seed)
         return NewsClassifier(topic, tone, metadata=metadata, tone_applies=applies)
     return NewsClassifier(topic, None, metadata=metadata)
+
+
+def _require_feasible_df(config: ExperimentConfig, task: str, n: int) -> None:
+    """Document-frequency limits that ``n`` training articles cannot meet, as one line naming the
+    setting (scikit-learn says it only as a traceback from inside the fit)."""
+    for block, settings in (("word", config.features.word), ("char", config.features.char)):
+        low = settings.min_df if isinstance(settings.min_df, int) else settings.min_df * n
+        if settings.enabled and settings.max_df * n < low:
+            raise NewsclfError(
+                f"features.{block}: min_df = {settings.min_df} asks for n-grams in {low:g} of the {n} {task} "
+                f"training articles, more than max_df = {settings.max_df} allows; lower min_df or add articles"
+            )
+
+
+def _fit_task(config: ExperimentConfig, task: str, texts: list[str], labels: list):
+    """fit_pipeline for one task, with vocabulary problems said as one line."""
+    n = len(texts)
+    _require_feasible_df(config, task, n)
+    try:
+        return fit_pipeline(
+            build_pipeline(config.features, getattr(config, task), config.seed), texts, labels, config.n_jobs
+        )
+    except ValueError as exc:
+        if "no terms remain" not in str(exc):
+            raise
+        raise NewsclfError(
+            f"features: no n-gram is in enough of the {n} {task} training articles to pass min_df; "
+            "lower features.word.min_df / features.char.min_df or add articles"
+        ) from None
 
 
 def _search(config: ExperimentConfig, splits: Splits, clock: _Clock) -> tuple[ExperimentConfig, NewsClassifier]:

@@ -119,6 +119,7 @@ def test_peak_rss_increase_sees_a_large_allocation():
     assert 35 * 2**20 <= peak < 200 * 2**20
 
 
+@pytest.mark.slow
 def test_peak_rss_increase_counts_fit_workers_even_when_an_earlier_fit_started_them():
     from features.tfidf import FeatureConfig
     from train.config import ClassifierConfig
@@ -224,7 +225,7 @@ def _fake_real_data(root: Path) -> Path:
     bbc.append(dict(bbc[0], id="bbc-copy", text=bbc[0]["text"].upper() + "  "))
     write_jsonl(_mkdir(root / "bbc") / "bbc.jsonl", bbc)
     cameo = [
-        {"id": f"cameo-{n}", "text": _sentence(rng, topic), "label": label, "tone": tone}
+        {"id": f"cameo-{label}-{n}", "text": _sentence(rng, topic), "label": label, "tone": tone}
         for n in range(6)
         for topic, label, tone in (
             ("armed_conflicts_attacks", "material_conflict", "military"),

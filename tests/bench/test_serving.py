@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from bench import serving
 from bench.__main__ import main
 
@@ -12,6 +14,7 @@ def test_articles_are_distinct_and_seed_sized():
     assert len(short) == 50 and max(map(len, short)) < 400
 
 
+@pytest.mark.slow
 def test_serving_writes_every_figure_and_verdict(small_model_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(serving, "SHORT_ITEMS", 500)
     assert main(["serving", "--model", str(small_model_folder), "--runs", "1", "--output", str(tmp_path)]) == 0

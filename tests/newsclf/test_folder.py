@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import re
 import sys
 import types
 
@@ -12,7 +13,7 @@ import newsclf.cleaning
 import newsclf.counting
 from newsclf._files import sha256_file
 from newsclf.errors import ModelFormatError
-from newsclf.folder import FORMAT_VERSION, MANIFEST, TONE_APPLIES
+from newsclf.folder import CODE, FORMAT_VERSION, MANIFEST, TONE_APPLIES, read_manifest, save_folder
 from newsclf.loading import load_model
 from newsclf.model import NewsClassifier
 
@@ -78,11 +79,13 @@ def test_round_trip_keeps_predictions_labels_and_metadata(small_model, tmp_path)
     ]
 
 
+def _forge_manifest(folder, forge):
+    """Replace the manifest with ``forge(manifest)``, as someone rewriting it by hand would."""
+    (folder / MANIFEST).write_text(json.dumps(forge(json.loads((folder / MANIFEST).read_text()))))
+
+
 def _edit_manifest(folder, **changes):
-    path = folder / MANIFEST
-    manifest = json.loads(path.read_text())
-    manifest.update(changes)
-    path.write_text(json.dumps(manifest))
+    _forge_manifest(folder, lambda manifest: manifest | changes)
 
 
 @pytest.mark.parametrize(
@@ -143,3 +146,93 @@ def test_folders_that_are_not_models_are_refused(tmp_path):
     (tmp_path / MANIFEST).write_text("{not json")
     with pytest.raises(ModelFormatError, match="unreadable manifest"):
         NewsClassifier.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["{outside}", "../outside.joblib", "sub/topic.joblib", "sub\\topic.joblib", ".."])
+def test_manifest_file_names_cannot_leave_the_model_folder(small_model, tmp_path, name):
+    saved = small_model.save(tmp_path / "m")
+    outside = tmp_path / "outside.joblib"  # a loadable file outside the folder, with a matching checksum
+    outside.write_bytes((saved / "topic.joblib").read_bytes())
+    (saved / "sub").mkdir()
+    (saved / "sub" / "topic.joblib").write_bytes(outside.read_bytes())
+    topic = {"file": name.format(outside=outside)}
+    _forge_manifest(saved, lambda manifest: manifest | {"tasks": {"topic": manifest["tasks"]["topic"] | topic}})
+    with pytest.raises(
+        ModelFormatError, match=rf"^{re.escape(str(saved / MANIFEST))}: tasks\.topic\.file .* is not a plain"
+    ):
+        NewsClassifier.load(saved)
+
+
+def test_a_symlinked_model_file_is_refused(small_model, tmp_path):
+    saved = small_model.save(tmp_path / "m")
+    outside = tmp_path / "topic.joblib"
+    (saved / "topic.joblib").rename(outside)
+    (saved / "topic.joblib").symlink_to(outside)
+    with pytest.raises(ModelFormatError, match="topic.joblib is a symlink"):
+        NewsClassifier.load(saved)
+
+
+def _without(entry: dict, key: str) -> dict:
+    return {name: value for name, value in entry.items() if name != key}
+
+
+@pytest.mark.parametrize(
+    "forge, message",
+    [
+        (lambda manifest: [manifest], "the manifest is a JSON list, not an object"),
+        (lambda manifest: manifest | {"format_version": True}, "format version True is not supported"),
+        (
+            lambda manifest: manifest | {"scikit_learn_version": 1.9},
+            "scikit_learn_version 1.9 is not a version string",
+        ),
+        (lambda manifest: manifest | {"tasks": ["topic"]}, "the manifest lists no topic task"),
+        (lambda manifest: manifest | {"tasks": {"topic": "topic.joblib"}}, "tasks.topic is not an object"),
+        (
+            lambda manifest: manifest | {"tasks": {"topic": _without(manifest["tasks"]["topic"], "sha256")}},
+            "tasks.topic has no sha256",
+        ),
+        (
+            lambda manifest: manifest | {TONE_APPLIES: manifest[TONE_APPLIES] | {"sha256": "ab" * 31 + "zz"}},
+            "tone_applies.sha256 is not 64 lowercase hex characters",
+        ),
+        (
+            lambda manifest: manifest | {"tasks": {"topic": manifest["tasks"]["topic"] | {"file": 7}}},
+            "tasks.topic.file 7 is not a plain file name",
+        ),
+        (
+            lambda manifest: manifest | {"tasks": {"topic": manifest["tasks"]["topic"] | {"labels": "abc"}}},
+            "tasks.topic.labels is not a list of strings",
+        ),
+        (lambda manifest: manifest | {"metadata": ["unit"]}, "metadata is not an object"),
+        (lambda manifest: manifest | {"code": ["newsclf/model.py"]}, "code is not an object"),
+        (
+            lambda manifest: manifest | {"code": {"../train/cli.py": "0" * 64}},
+            "code entry '../train/cli.py' is not a path",
+        ),
+        (lambda manifest: manifest | {"code": {"/etc/x.py": "0" * 64}}, "code entry '/etc/x.py' is not a path"),
+        (
+            lambda manifest: manifest | {"code": {"newsclf/model.py": "0" * 63}},
+            "code entry 'newsclf/model.py' has no SHA",
+        ),
+    ],
+)
+def test_a_malformed_manifest_is_a_clear_error_naming_the_folder(small_model, tmp_path, forge, message):
+    saved = small_model.save(tmp_path / "m")
+    _forge_manifest(saved, forge)
+    with pytest.raises(ModelFormatError, match=f"^{re.escape(str(saved / MANIFEST))}: .*{re.escape(message)}"):
+        NewsClassifier.load(saved)
+
+
+def test_a_file_that_matches_a_forged_checksum_but_is_no_pickle_is_refused(small_model, tmp_path):
+    saved = small_model.save(tmp_path / "m")
+    (saved / "topic.joblib").write_bytes(b"not a pickle")
+    _rehash(saved)
+    with pytest.raises(ModelFormatError, match="topic.joblib: not a readable joblib file"):
+        NewsClassifier.load(saved)
+
+
+def test_save_folder_keeps_the_bundled_code_digests(small_model, tmp_path):
+    code = {"newsclf/model.py": "0" * 64}
+    saved = save_folder(small_model.pipelines, small_model.tone_applies, small_model.metadata, tmp_path / "m", code)
+    assert read_manifest(saved)[CODE] == code
+    assert NewsClassifier.load(saved).predict(TEXTS) == small_model.predict(TEXTS)

@@ -200,3 +200,29 @@ def test_the_logged_model_runs_in_a_fresh_venv_beside_the_users_own_train_and_fe
     _assert_agree(
         json.loads(result.stdout.strip().splitlines()[-1]), load_model(MODEL_URI, tracking_uri=store).predict(texts)
     )
+
+
+# Loads a logged model with MLflow alone, as `make serve` and any user's process do.
+_PYFUNC_LOAD = """
+import sys
+import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+try:
+    mlflow.pyfunc.load_model(sys.argv[1])
+except MlflowException as exc:
+    print(exc.message)
+    sys.exit(3)
+"""
+
+
+def test_pyfunc_refuses_a_model_whose_bundled_code_was_changed_before_running_it(store, tmp_path):
+    mlflow.set_tracking_uri(store)
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=MODEL_URI, dst_path=str(tmp_path / "model")))
+    with open(folder / "code" / "newsclf" / "model.py", "a", encoding="utf-8") as handle:
+        handle.write('\nraise SystemExit("pwned")\n')
+    result = subprocess.run(
+        [sys.executable, "-c", _PYFUNC_LOAD, str(folder)], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert "pwned" not in result.stdout + result.stderr
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert f"{folder / 'code' / 'newsclf' / 'model.py'} changed since the model was logged" in result.stdout

@@ -1,10 +1,13 @@
 """Every source type through datasets, on small files written here."""
 
+import subprocess
+import sys
+
 import datasets
 import pandas as pd
 import pytest
 
-from tests.helpers import write_jsonl
+from tests.helpers import as_ordinary_user, write_jsonl
 from train.sources import SourceError, detect_format, read_dataset
 
 ROWS = [
@@ -78,3 +81,14 @@ def test_missing_paths_and_non_dataset_folders(tmp_path):
         read_dataset(str(tmp_path / "nope.csv"))
     with pytest.raises(SourceError, match="not a folder written by Dataset.save_to_disk"):
         read_dataset(str(tmp_path))
+
+
+def test_an_unreadable_data_file_is_one_line_before_datasets_reads_it(tmp_path):
+    data = write_jsonl(tmp_path / "locked.jsonl", [{"text": "Troops advanced.", "topic": "sports"}])
+    data.chmod(0)
+    script = f"from train.sources import read_dataset\nread_dataset({str(data)!r})"
+    result = subprocess.run(as_ordinary_user([sys.executable, "-c", script]), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"train.sources.SourceError: {data}: permission denied; make it readable for this user (chmod u+r)"
+    )

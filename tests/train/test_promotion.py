@@ -1,0 +1,72 @@
+"""Promotion: a compare-and-set of the champion alias, judged on articles neither model trained on."""
+
+from types import SimpleNamespace
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import corpus_slice, small_config, train_into_new_store, write_jsonl
+from train import promotion
+from train.comparison import NO_DIFFERENCE
+from train.registry import COMPLETE_TAG, is_complete
+from train.training import train
+
+
+@pytest.fixture(scope="module")
+def champion_store(tmp_path_factory):
+    """A store whose champion is version 1 of test-model, trained on 10 articles per topic; the
+    tests add versions that must not become champion."""
+    config, uri, first = train_into_new_store(tmp_path_factory.mktemp("store"))
+    assert first.promoted
+    mlflow.set_tracking_uri(uri)
+    return config, uri
+
+
+def _champion_version(uri) -> str:
+    return str(MlflowClient(uri).get_model_version_by_alias("test-model", "champion").version)
+
+
+def test_a_champion_crowned_meanwhile_is_the_one_compared_against(champion_store, monkeypatch):
+    config, uri = champion_store
+    real = promotion._champion
+    calls = []
+
+    def stale_first_read(*args):
+        # The first read, before the lock, misses version 1 as a concurrent training would.
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(promotion, "_champion", stale_first_read)
+    second = train(config, uri)
+    assert len(calls) == 2 and not second.promoted and _champion_version(uri) == "1"
+    assert second.promotion_reason.startswith(f"{NO_DIFFERENCE} than version 1")
+
+
+def test_a_candidate_that_trained_on_the_champions_validation_articles_is_not_promoted(champion_store):
+    config, uri = champion_store
+    second = train(small_config(config.data.source, seed=5), uri)
+    assert not second.promoted and _champion_version(uri) == "1"
+    assert "the candidate trained on" in second.promotion_reason
+    assert "reference articles (validation articles of version 1)" in second.promotion_reason
+    version = MlflowClient(uri).get_model_version("test-model", second.version)
+    assert version.tags["promotion_verdict"] == promotion.NOT_COMPARED
+    assert version.tags["promotion_reason"] == second.promotion_reason
+
+
+@pytest.mark.slow
+def test_reference_data_judges_both_models_on_articles_neither_trained_on(tmp_path):
+    config, uri, _ = train_into_new_store(tmp_path)
+    held_out = [item for item in corpus_slice(16) if item not in corpus_slice(10)]
+    reference = write_jsonl(tmp_path / "reference.jsonl", held_out)
+    second = train(small_config(config.data.source, seed=5, tracking={"reference_data": str(reference)}), uri)
+    assert f"{len(held_out)} articles of tracking.reference_data {reference}" in second.promotion_reason
+    assert MlflowClient(uri).get_run(second.run_id).data.metrics["promotion_candidate_score"] > 0
+
+
+def test_only_complete_versions_count_as_champion():
+    assert is_complete(SimpleNamespace(tags={COMPLETE_TAG: "true"}))
+    assert not is_complete(SimpleNamespace(tags={COMPLETE_TAG: "false", "validation_score": "0.9"}))
+    # Versions registered before the tag existed are complete when they carry their validation score.
+    assert is_complete(SimpleNamespace(tags={"validation_score": "0.9"}))
+    assert not is_complete(SimpleNamespace(tags={}))

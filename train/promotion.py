@@ -1,0 +1,182 @@
+"""Promotion: move the champion alias to a new version only when it is significantly better, judged
+on articles neither model trained on, as a compare-and-set.
+
+The two models are compared on a *reference set*: the experiment's ``tracking.reference_data`` when
+it names one, else the champion's own validation split. When the candidate trained on the same
+data, split and seed as the champion, that split is the candidate's validation split too;
+otherwise it is rebuilt from the champion's training run (as ``newsclf evaluate`` rebuilds a test
+split). A candidate that trained on any of the reference articles, or a champion whose reference
+data is gone or changed, is not promoted, and the run says why.
+
+The alias moves under a lock around re-reading the champion, (re)comparing and moving, so two
+trainings finishing together cannot both win: with a SQLite or file store the lock is an OS file
+lock beside the store; a tracking server has no lock to offer, so there the champion is re-read
+right before the move, which narrows the window to one round trip but cannot close it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsclf.errors import NewsclfError
+from newsclf.model import NewsClassifier
+from train.comparison import BETTER, Comparison, compare_models
+from train.config import ExperimentConfig
+from train.data import Articles, DataError, Splits, load_articles, load_splits
+from train.registry import is_complete
+from train.tracking import run_config
+
+# How long a promotion waits for another one to finish before giving up.
+LOCK_TIMEOUT_SECONDS = 600.0
+FIRST, NOT_COMPARED = "first version", "not compared"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What promotion decided, against which champion, on which articles, and why."""
+
+    promoted: bool
+    verdict: str
+    reason: str
+    champion_version: str | None = None
+    reference: str = ""
+    comparison: Comparison | None = None
+
+
+def promote(
+    candidate: NewsClassifier, version: str, splits: Splits, config: ExperimentConfig, tracking_uri: str
+) -> Promotion:
+    """Judge the registered ``version`` (whose pre-refit model is ``candidate``) against the champion
+    and move the alias to it if it is better; the first complete version becomes champion."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    name, alias = config.tracking.registered_model, config.tracking.champion_alias
+    judged = _judge(client, candidate, splits, config, tracking_uri, _champion(client, name, alias))
+    with promotion_lock(tracking_uri, name):
+        current = _champion(client, name, alias)
+        if _version_of(current) != judged.champion_version:  # someone promoted meanwhile: judge against them
+            judged = _judge(client, candidate, splits, config, tracking_uri, current)
+        if judged.promoted:
+            client.set_registered_model_alias(name, alias, version)
+    return judged
+
+
+@contextlib.contextmanager
+def promotion_lock(tracking_uri: str, name: str) -> Iterator[None]:
+    """Exclusive access to ``name``'s alias among the processes on this machine that use a local store."""
+    folder = _local_store_folder(tracking_uri)
+    if folder is None:
+        yield
+        return
+    path = folder / f".newsclf-promotion-{name}.lock"
+    with open(path, "a+b") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise NewsclfError(
+                        f"another training has been promoting {name} for {LOCK_TIMEOUT_SECONDS:.0f} s "
+                        f"(lock {path}); wait for it or end it, then train again"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _judge(client, candidate: NewsClassifier, splits: Splits, config: ExperimentConfig, tracking_uri: str, champion):
+    from newsclf.loading import load_model
+
+    if champion is None:
+        return Promotion(True, FIRST, "the first complete version: no champion to compare with")
+    champion_version = str(champion.version)
+    reference, description, problem = _reference(client, config, splits, champion)
+    if problem:
+        return Promotion(False, NOT_COMPARED, problem, champion_version, description)
+    overlap = len(set(reference.texts) & set(splits.train.texts))
+    if overlap:
+        reason = f"the candidate trained on {overlap} of the {len(reference)} reference articles ({description})"
+        return Promotion(False, NOT_COMPARED, reason + "; it cannot be judged fairly on them", champion_version)
+    reigning = load_model(f"models:/{champion.name}/{champion_version}", tracking_uri)
+    comparison = compare_models(reigning, candidate, reference, seed=config.seed)
+    promoted = comparison.verdict == BETTER
+    reason = (
+        f"{comparison.verdict} than version {champion_version} on {len(reference)} {description} "
+        f"(score {comparison.candidate_score:.4f} vs {comparison.reference_score:.4f}, p = {comparison.p_value:.3g})"
+    )
+    return Promotion(promoted, comparison.verdict, reason, champion_version, description, comparison)
+
+
+def _reference(client, config: ExperimentConfig, splits: Splits, champion) -> tuple[Articles, str, str]:
+    """The articles to compare on, what they are, and why there are none (empty when there are)."""
+    if config.tracking.reference_data:
+        source = config.tracking.reference_data
+        try:
+            articles, _, _ = load_articles(dataclasses.replace(config.data, source=source), tone_optional=True)
+        except DataError as exc:
+            return Articles([], [], [], [], []), f"articles of {source}", f"the reference data cannot be read ({exc})"
+        return articles, f"articles of tracking.reference_data {source}", ""
+    trained = run_config(client, champion.run_id) if champion.run_id else None
+    description = f"validation articles of version {champion.version}"
+    if trained is None:
+        return Articles([], [], [], [], []), description, _no_reference(champion, "its training run is unknown")
+    fingerprint = client.get_run(champion.run_id).data.tags.get("data_fingerprint")
+    same = (trained.data, trained.split, trained.dedup, trained.seed) == (
+        config.data,
+        config.split,
+        config.dedup,
+        config.seed,
+    )
+    if same and fingerprint == splits.report.fingerprint:
+        return splits.validation, description, ""
+    try:
+        rebuilt = load_splits(trained.data, trained.split, trained.dedup, trained.seed)
+    except DataError as exc:
+        return Articles([], [], [], [], []), description, _no_reference(champion, f"its data cannot be read ({exc})")
+    if rebuilt.report.fingerprint != fingerprint:
+        return Articles([], [], [], [], []), description, _no_reference(champion, f"{trained.data.source} changed")
+    return rebuilt.validation, description, ""
+
+
+def _no_reference(champion, why: str) -> str:
+    return (
+        f"version {champion.version}'s validation split cannot be rebuilt: {why}; set tracking.reference_data "
+        "to labelled articles neither model trained on, or compare them with newsclf evaluate --compare"
+    )
+
+
+def _champion(client, name: str, alias: str):
+    """The complete version behind ``alias``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return version if is_complete(version) else None
+
+
+def _version_of(champion) -> str | None:
+    return None if champion is None else str(champion.version)
+
+
+def _local_store_folder(tracking_uri: str) -> Path | None:
+    """The folder of a SQLite or file tracking store, where a lock file can live; None for a server."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///")).parent
+    if tracking_uri.startswith("file:"):
+        return Path(tracking_uri.removeprefix("file://").removeprefix("file:"))
+    if "://" not in tracking_uri:
+        return Path(tracking_uri)
+    return None
