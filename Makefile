@@ -11,7 +11,7 @@ MODEL ?= models:/news-classifier@champion
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install train evaluate test test-slow lint format bench tune ui serve bench-serving clean
+.PHONY: help install train evaluate audit test test-slow lint format bench tune ui serve bench-serving explain clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,10 +30,14 @@ train: $(BIN)/newsclf ## train and register both classifiers (EXPERIMENT=default
 evaluate: $(BIN)/newsclf ## judge a model (MODEL=champion, DATA=its test split, COMPARE=uri, OUTPUT=dir optional)
 	$(BIN)/newsclf evaluate --tracking-uri $(TRACKING_URI) $(if $(MODEL),--model $(MODEL)) $(if $(DATA),--data $(DATA)) $(if $(COMPARE),--compare $(COMPARE)) $(if $(OUTPUT),--output $(OUTPUT))
 
+audit: $(BIN)/newsclf ## flag likely wrong labels with cleanlab (EXPERIMENT=default, DATA=path optional, OUTPUT=reports/audit/<experiment>)
+	$(BIN)/newsclf audit --experiment $(EXPERIMENT) --tracking-uri $(TRACKING_URI) --output $(or $(OUTPUT),reports/audit/$(notdir $(basename $(EXPERIMENT)))) $(if $(DATA),--data $(DATA))
+
 test: $(BIN)/newsclf ## run the fast tests (on every core)
 	$(BIN)/pytest -q -n auto
 
-test-slow: $(BIN)/newsclf ## run only the slow end-to-end tests
+test-slow: $(BIN)/newsclf ## run only the slow end-to-end tests (installs the spark extra for the Spark test)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
 	$(BIN)/pytest -q -n auto -m slow
 
 lint: $(BIN)/newsclf ## check formatting, lint rules and import order (ruff)
@@ -60,8 +64,19 @@ serve: $(BIN)/newsclf ## serve MODEL (default: the champion) on 127.0.0.1, POST 
 	@# mlflow starts uvicorn by name, so the venv must come first on PATH.
 	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve --model-uri $(MODEL) --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
+bench-scale: $(BIN)/newsclf ## streaming training on 100k / 300k / 1M synthetic CEP articles (DATA=../shared/data), table in bench/scale.md
+	nice $(BIN)/python -m bench scale --data $(or $(DATA),../shared/data) --output bench/scale.md
+
 bench-serving: $(BIN)/newsclf ## time MODEL's load, latency and throughput, results in reports/bench/serving.json
 	$(BIN)/python -m bench serving --model $(MODEL) --tracking-uri $(TRACKING_URI)
+
+# The article the project started from, beside it (see ../shared/seeds/README.md).
+SEED_ARTICLE = $(firstword $(wildcard ../shared/seeds/000_*.txt))
+HTML ?= reports/explain.html
+
+explain: $(BIN)/newsclf ## an HTML page of why MODEL labelled FILE (default: the seed article; a .jsonl: one page) in HTML=reports/explain.html
+	@mkdir -p $(dir $(HTML))
+	$(BIN)/newsclf explain --model $(MODEL) --tracking-uri $(TRACKING_URI) $(if $(filter %.jsonl,$(FILE)),--jsonl) --html $(HTML) $(or $(FILE),$(SEED_ARTICLE),$(error no FILE given and no seed article in ../shared/seeds; pass FILE=path/to/article.txt))
 
 clean: ## delete generated outputs (keeps .venv)
 	rm -rf mlruns mlartifacts mlflow.db models reports .pytest_cache

@@ -58,6 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--tracking-uri", help=TRACKING_HELP)
     tune.set_defaults(handler=_tune)
 
+    scale = commands.add_parser(
+        "scale", help="streaming training on 100k / 300k / 1M synthetic CEP articles: time, memory, artifact size"
+    )
+    scale.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
+    scale.add_argument(
+        "--sizes", type=positive_int, nargs="+", default=[100_000, 300_000, 1_000_000], help="corpus sizes"
+    )
+    scale.add_argument(
+        "--in-memory-up-to",
+        type=int,
+        default=100_000,
+        help="also train in memory at sizes up to this (default: 100000; it needs ~6 GB there)",
+    )
+    scale.add_argument("--epochs", type=positive_int, default=3, help="streaming epochs (default: 3)")
+    scale.add_argument("--batch-size", type=positive_int, default=10_000, help="streaming batch size (default: 10000)")
+    scale.add_argument("--output", default="bench/scale.md", help="Markdown table (default: bench/scale.md)")
+    scale.set_defaults(handler=_scale)
+
     serving = commands.add_parser("serving", help="measure model load time, per-article latency and batch throughput")
     serving.add_argument(
         "--model", default=DEFAULT_MODEL_URI, help="model folder or MLflow model URI (default: %(default)s)"
@@ -68,6 +86,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     serving.add_argument("--output", default="reports/bench", help="folder for serving.json (default: reports/bench)")
     serving.set_defaults(handler=_serving)
+
+    audit = commands.add_parser(
+        "audit", help="the label audit on CEP: planted flips found, 2017 macro-F1 without flagged items, cost"
+    )
+    audit.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
+    audit.add_argument("--experiment", default="cep", help="experiment whose pipeline the audit fits (default: cep)")
+    audit.add_argument("--share", type=float, default=0.05, help="share of topic labels flipped (default: 0.05)")
+    audit.add_argument("--seed", type=int, default=0, help="seed of the flips (default: 0)")
+    audit.add_argument("--folds", type=positive_int, default=5, help="cross-validation folds (default: 5)")
+    audit.add_argument(
+        "--output",
+        default="reports/bench/audit.md",
+        help="Markdown page, a .json beside it (default: reports/bench/audit.md; bench/audit.md to update it)",
+    )
+    audit.set_defaults(handler=_audit)
     return parser
 
 
@@ -137,6 +170,24 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scale(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bench.scale import markdown, scale_benchmark
+
+    cep_file = Path(args.data) / "cep" / "cep-2010-2017.jsonl"
+    if not cep_file.is_file():
+        raise SystemExit(f"bench: error: {cep_file} not found; pass --data with the folder holding cep/")
+    output = Path(args.output)
+
+    def write(results: list[dict]) -> None:
+        output.write_text(markdown(results, args.epochs, args.batch_size), encoding="utf-8")
+
+    scale_benchmark(cep_file, args.sizes, args.in_memory_up_to, args.epochs, args.batch_size, _progress, write)
+    print(f"written to {args.output}")
+    return 0
+
+
 def _serving(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -158,6 +209,42 @@ def _serving(args: argparse.Namespace) -> int:
         f"p50 {latency['p50']:.2f}ms ({verdict('latency_p50_ms')}), p99 {latency['p99']:.2f}ms; "
         f"{results['short_items_per_s']:,.0f} short items/s ({verdict('short_items_per_s')}); "
         f"written to {output / 'serving.json'}"
+    )
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+    import platform
+    from datetime import datetime
+    from pathlib import Path
+
+    import cleanlab
+    import sklearn
+
+    from bench.audit import audit_benchmark, audit_page
+    from train.config import ConfigError, load_config
+    from train.tracking import git_commit
+
+    if not 0.0 < args.share < 1.0:
+        raise ConfigError(f"--share must be a fraction in (0, 1), got {args.share}")
+    config = load_config(args.experiment)
+    results = audit_benchmark(Path(args.data), config, args.share, args.seed, args.folds, _progress)
+    about = {
+        "command": f"`python -m bench audit --data {args.data} --experiment {args.experiment} --seed {args.seed}`",
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}, "
+        f"cleanlab {cleanlab.__version__}",
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(audit_page(results, about), encoding="utf-8")
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    planted = results["planted"]
+    print(
+        f"planted flips: precision {planted['precision']:.3f}, recall {planted['recall']:.3f}; "
+        f"full audit {results['full_audit']['seconds']:.0f} s, {results['full_audit']['peak_memory_mb']:.0f} MB; "
+        f"written to {output}"
     )
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -65,6 +66,28 @@ def article_text(title: object, body: object) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+# Why ArticleCleaner.lines removed a line.
+REMOVED_BOILERPLATE = "page boilerplate"
+REMOVED_BYLINE = "byline"
+REMOVED_AGENCY_TAG = "agency tag only"
+REMOVED_REPEAT = "repeat"
+
+
+@dataclass(frozen=True)
+class CleanedLine:
+    """One non-blank line of an article and what the cleaner did with it.
+
+    ``line`` is the line after Unicode and whitespace normalisation; ``text`` the paragraph kept from
+    it ("" when removed); ``reason`` None when kept, else one of the ``REMOVED_*`` reasons; ``repeats``
+    the 1-based number of the kept paragraph a ``REMOVED_REPEAT`` line repeats.
+    """
+
+    line: str
+    text: str
+    reason: str | None = None
+    repeats: int | None = None
+
+
 class ArticleCleaner(TransformerMixin, BaseEstimator):
     """Normalise scraped news text: Unicode, whitespace, repeats and page boilerplate.
 
@@ -97,28 +120,41 @@ class ArticleCleaner(TransformerMixin, BaseEstimator):
         return np.array(["\n\n".join(self.paragraphs(text)) for text in X], dtype=object)
 
     def paragraphs(self, text: str) -> list[str]:
-        """Return the cleaned paragraphs of one article, in order."""
+        """Return the cleaned paragraphs of one article, in order: the kept lines of :meth:`lines`."""
+        return [line.text for line in self.lines(text) if line.text]
+
+    def lines(self, text: str) -> list[CleanedLine]:
+        """Every non-blank line of one article as this cleaner sees it, and whether it was kept or why not.
+
+        The kept lines' ``text``, in order, are :meth:`paragraphs`; a removed line says why in ``reason``,
+        and a repeat names the paragraph it repeats.
+        """
         if not isinstance(text, str):
             text = "" if text is None else str(text)
         if self.normalize_unicode:
             text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
-        kept: list[str] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}  # casefolded paragraph -> its number
+        result: list[CleanedLine] = []
         for line in text.splitlines():
             line = _SPACES.sub(" ", line).strip()
-            if self.drop_boilerplate:
-                if _BOILERPLATE_LINE.match(line) or _BYLINE.match(line):
-                    continue
-                line = _AGENCY_PREFIX.sub("", line).strip()
             if not line:
                 continue
-            if self.drop_repeated:
-                key = line.casefold()
-                if key in seen:
-                    continue
-                seen.add(key)
-            kept.append(line)
-        return kept
+            kept, reason, repeats = line, None, None
+            if self.drop_boilerplate:
+                if _BOILERPLATE_LINE.match(line):
+                    kept, reason = "", REMOVED_BOILERPLATE
+                elif _BYLINE.match(line):
+                    kept, reason = "", REMOVED_BYLINE
+                elif not (kept := _AGENCY_PREFIX.sub("", line).strip()):
+                    reason = REMOVED_AGENCY_TAG
+            if kept and self.drop_repeated:
+                repeats = seen.get(kept.casefold())
+                if repeats is None:
+                    seen[kept.casefold()] = len(seen) + 1
+                else:
+                    kept, reason = "", REMOVED_REPEAT
+            result.append(CleanedLine(line, kept, reason, repeats))
+        return result
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """One output column: the cleaned text."""

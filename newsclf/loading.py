@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.folder import ARTIFACT_KEY, MANIFEST
 from newsclf.model import NewsClassifier
+
+# How MLflow's REST client words a server it cannot reach (requests' connection errors).
+_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection|Connection refused|timed out")
 
 
 def load_model(uri: str | Path, tracking_uri: str | None = None) -> NewsClassifier:
@@ -43,6 +47,11 @@ def model_folder(uri: str | Path, scratch: str | Path, tracking_uri: str | None 
         repository = get_artifact_repository(location, tracking_uri=tracking_uri)
         return Path(repository.download_artifacts(f"artifacts/{ARTIFACT_KEY}", dst_path=str(scratch)))
     except MlflowException as exc:
+        if _UNREACHABLE.search(exc.message):
+            raise NewsclfError(
+                f"tracking store {tracking_uri or 'from MLFLOW_TRACKING_URI'} is unreachable while looking up {text}; "
+                "start it, or point --tracking-uri or MLFLOW_TRACKING_URI at a running one"
+            ) from None
         raise NewsclfError(
             f"model {text} not found ({exc.message.splitlines()[0]}); "
             "train one with `make train` or pass another --model"

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from newsclf._shared_tfidf import SharedFeatures
 from newsclf.folder import TONE_APPLIES, load_folder, save_folder
+from newsclf.hashing import article_term_names, is_hashed
 from newsclf.steps import classifier_of, cleaner_of, features_of
 
 # The two labels of the tone-applies model.
@@ -131,7 +132,7 @@ class NewsClassifier:
                     self.pipelines[task],
                     scores.features[task],
                     self.labels(task).index(label),
-                    self._names(task),
+                    self._names(task, scores.cleaned[0]),
                     scores.cleaned[0],
                     top_k,
                 )
@@ -193,7 +194,10 @@ class NewsClassifier:
             probabilities[TONE_APPLIES] = applies
         return _Scores(probabilities, empty, features, cleaned)
 
-    def _names(self, task: str) -> np.ndarray:
+    def _names(self, task: str, cleaned: str) -> Any:
+        # Hashed columns have no names of their own: name those of this article by its own n-grams.
+        if is_hashed(self.pipelines[task]):
+            return article_term_names(self.pipelines[task], cleaned)
         if task not in self._feature_names:
             self._feature_names[task] = features_of(self.pipelines[task]).get_feature_names_out()
         return self._feature_names[task]
@@ -283,13 +287,22 @@ def _military_column(labels: list[str]) -> int | None:
 
 def _probabilities(classifier, features) -> np.ndarray:
     """``classifier.predict_proba(features)``, computed as scikit-learn does for the linear models
-    training builds but without its input checks, which cost more than the arithmetic for one article."""
+    training builds but without its input checks, which cost more than the arithmetic for one article.
+
+    A ``CalibratedClassifierCV`` as training's calibration saves it (``ensemble=False`` around one of
+    those linear models) is computed as its predict_proba does too; any other classifier takes its
+    own predict_proba. Bit for bit what scikit-learn gives: tests/train/test_calibration.py."""
     from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
     from sklearn.utils.extmath import softmax
 
+    if type(classifier) is CalibratedClassifierCV and len(classifier.calibrated_classifiers_) == 1:
+        inner = classifier.calibrated_classifiers_[0]
+        if _is_fast_linear(inner.estimator):
+            return _calibrated(inner, features @ inner.estimator.coef_.T + inner.estimator.intercept_)
     kind = type(classifier)
-    if not (kind is LogisticRegression or (kind is SGDClassifier and classifier.loss == "log_loss")):
+    if not _is_fast_linear(classifier):
         return classifier.predict_proba(features)
     scores = features @ classifier.coef_.T + classifier.intercept_
     if kind is LogisticRegression and len(classifier.classes_) > 2:
@@ -303,6 +316,35 @@ def _probabilities(classifier, features) -> np.ndarray:
     proba[total == 0, :] = 1
     total[total == 0] = proba.shape[1]
     proba /= total.reshape(proba.shape[0], -1)
+    return proba
+
+
+def _is_fast_linear(classifier) -> bool:
+    """Whether :func:`_probabilities` computes this classifier's probabilities itself."""
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+    kind = type(classifier)
+    return kind is LogisticRegression or (kind is SGDClassifier and classifier.loss == "log_loss")
+
+
+def _calibrated(inner, scores: np.ndarray) -> np.ndarray:
+    """scikit-learn 1.9's ``_CalibratedClassifier.predict_proba`` from the decision scores (``(n, k)``,
+    ``(n, 1)`` when binary), less its input checks. Its classes are sorted and are the estimator's, so
+    the class of each score column is its position (scikit-learn refits a LabelEncoder to find that)."""
+    n_classes = len(inner.classes)
+    if inner.method == "temperature":
+        proba = inner.calibrators[0].predict(scores)
+    else:
+        proba = np.zeros((scores.shape[0], n_classes))
+        for column, (this_score, calibrator) in enumerate(zip(scores.T, inner.calibrators)):
+            proba[:, column + (n_classes == 2)] = calibrator.predict(this_score)
+        if n_classes == 2:
+            proba[:, 0] = 1.0 - proba[:, 1]
+        else:
+            denominator = np.sum(proba, axis=1)[:, np.newaxis]
+            uniform = np.full_like(proba, 1 / n_classes)
+            proba = np.divide(proba, denominator, out=uniform, where=denominator != 0)
+    proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
     return proba
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 from collections import defaultdict
+from html.parser import HTMLParser
 from pathlib import Path
 
 from newsclf.cleaning import article_text
@@ -48,6 +49,8 @@ def small_config(source: Path, seed: int = 13, **sections) -> object:
         "name": "test",
         "data": {"source": str(source)},
         "features": {"char": {"ngram_range": [3, 4]}},
+        # Calibration cross-fits every task again; the tests of calibration turn it on themselves.
+        "calibration": {"methods": ["none"]},
         "tracking": {"experiment": "test-experiment", "registered_model": "test-model"},
     }
     for section, values in sections.items():
@@ -55,11 +58,12 @@ def small_config(source: Path, seed: int = 13, **sections) -> object:
     return config_from_dict(raw)
 
 
-def train_into_new_store(folder: Path):
-    """Train ``small_config`` on 10 articles per topic into a new SQLite store in ``folder``."""
+def train_into_new_store(folder: Path, **sections):
+    """Train ``small_config`` (with ``sections`` overridden) on 10 articles per topic into a new SQLite
+    store in ``folder``."""
     from train.training import train
 
-    config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)))
+    config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)), **sections)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     return config, uri, train(config, uri)
 
@@ -110,3 +114,67 @@ def as_ordinary_user(command: list[str]) -> list[str]:
         return command
     dropped = "-dac_override,-dac_read_search"
     return ["setpriv", f"--bounding-set={dropped}", f"--inh-caps={dropped}", *command]
+
+
+class RenderedPage(HTMLParser):
+    """A page read back as a browser would: its tags and attributes, its text, and the text of each line."""
+
+    def __init__(self, page: str):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.attributes, self.text, self.lines = set(), [], [], []
+        self._line_depth = None
+        self._depth = 0
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attributes.extend(attrs)
+        if tag != "meta":
+            self._depth += 1
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "li" and "line" in classes:
+            self.lines.append((classes[1], []))
+            self._line_depth = self._depth
+
+    def handle_endtag(self, tag):
+        if self._line_depth == self._depth:
+            self._line_depth = None
+        self._depth -= 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._line_depth is not None:
+            self.lines[-1][1].append(data)
+
+    @property
+    def visible(self) -> str:
+        return "".join(self.text)
+
+    def line_texts(self) -> list[tuple[str, str]]:
+        return [(kind, "".join(parts)) for kind, parts in self.lines]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_answering(url: str, process, log: Path, seconds: float) -> None:
+    """Poll ``url`` until it answers; fail with the server's log if ``process`` ends or ``seconds`` pass."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "the server did not start: " + log.read_text()
+            time.sleep(1)

@@ -131,27 +131,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsclf", description="News topic and military/diplomatic tone classifiers."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    card = commands.add_parser("card", help="print the model card of a registered version or a training run")
+    card.add_argument(
+        "--model", default=DEFAULT_MODEL_URI, help="models:/name@alias, models:/name/version or runs:/id/model"
+    )
+    card.add_argument("--tracking-uri", help=TRACKING_HELP)
+    card.set_defaults(handler=_card)
+
     train = commands.add_parser("train", help="train, evaluate, log and register both classifiers")
-    train.add_argument(
-        "--experiment", default="default", help="experiment name in experiments/ or a TOML path (default: default)"
-    )
-    train.add_argument(
-        "--data",
-        help="data to train on instead of the experiment's data.source: .jsonl, .csv, .parquet, "
-        "a save_to_disk folder, or hub:owner/name[@rev]",
-    )
+    _add_experiment_arguments(train, "train on")
     train.add_argument("--tracking-uri", help=TRACKING_HELP)
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set topic.C=5 or --set features.word.ngram_range=[1,3]",
-    )
     train.add_argument("--quiet", action="store_true", help="print only the result")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help='continue a killed streaming run ([fit] mode = "streaming") from its last checkpoint, in the same run',
+    )
+    train.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="fit the [search.grid] candidates on a Dask cluster: tcp://host:port of its scheduler, or 'local'",
+    )
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
@@ -178,6 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--seed", type=int, default=0, help="seed of the bootstrap and the random baseline (default: 0)"
     )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="map the columns or labels of --data, e.g. --set data.topic_column=label (data.* keys only)",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="print only the result")
     evaluate.set_defaults(handler=_evaluate)
 
@@ -198,7 +209,46 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="add the terms that pushed the topic and the tone, with weights"
     )
     predict.add_argument("--paragraphs", action="store_true", help="add the tone of every paragraph after cleaning")
+    predict.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="score on a Dask cluster: tcp://host:port of its scheduler, or 'local' for one sized to this machine; "
+        "needs --input and --output DIR (one Parquet file per partition, rerun to resume)",
+    )
+    predict.add_argument(
+        "--input", metavar="GLOB", help="with --cluster: the JSON Lines (.jsonl) or Parquet files to score (a glob)"
+    )
+    predict.add_argument(
+        "--partition-mb",
+        type=positive_int,
+        metavar="MB",
+        help="with --cluster: split input files into partitions of about this size (default: 64)",
+    )
     predict.set_defaults(handler=_predict)
+
+    explain = commands.add_parser(
+        "explain", help="an HTML page showing why the model labelled each article (self-contained, opens from disk)"
+    )
+    explain.add_argument(
+        "files", nargs="+", metavar="FILE", help="plain-text articles, one per file ('-' reads standard input)"
+    )
+    explain.add_argument(
+        "--jsonl", action="store_true", help='inputs are JSON Lines records {"id": ..., "text": ...}: one page for all'
+    )
+    # --output as well, the name predict uses and the output checks' messages give.
+    explain.add_argument(
+        "--html",
+        "--output",
+        "-o",
+        required=True,
+        metavar="OUT",
+        help="the HTML file to write (replaced when complete)",
+    )
+    explain.add_argument(
+        "--model", default=DEFAULT_MODEL_URI, help="model folder or MLflow model URI (default: %(default)s)"
+    )
+    explain.add_argument("--tracking-uri", help=TRACKING_HELP)
+    explain.set_defaults(handler=_explain)
 
     doctor = commands.add_parser(
         "doctor", help="find runs left RUNNING by a dead process and registered versions that never completed"
@@ -210,6 +260,18 @@ def _parser() -> argparse.ArgumentParser:
         help="mark those runs KILLED and delete those versions (without it: exit 3 if any)",
     )
     doctor.set_defaults(handler=_doctor)
+
+    audit = commands.add_parser(
+        "audit", help="find likely wrong labels: out-of-sample probabilities by K-fold, then cleanlab, per task"
+    )
+    _add_experiment_arguments(audit, "audit")
+    audit.add_argument(
+        "--output", required=True, help="new folder for label_issues.jsonl, summary.md, duplicate_conflicts.jsonl"
+    )
+    audit.add_argument("--folds", type=positive_int, default=5, help="cross-validation folds (default: 5)")
+    audit.add_argument("--tracking-uri", help=TRACKING_HELP)
+    audit.add_argument("--quiet", action="store_true", help="print only the result")
+    audit.set_defaults(handler=_audit)
 
     return parser
 
@@ -226,18 +288,14 @@ def positive_int(value: str) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from train.config import load_config, parse_override
-
-    overrides = dict(parse_override(item) for item in args.overrides)
-    if args.data:
-        overrides["data.source"] = args.data if args.data.startswith("hub:") else os.path.abspath(args.data)
-    config = load_config(args.experiment, overrides)
+    config = _experiment_config(args)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
 
     from train.training import train
 
     progress = _progress(args.quiet)
-    result = train(config, tracking_uri, progress)
+    with _search_cluster(args.cluster, config):
+        result = train(config, tracking_uri, progress, resume=args.resume)
     for task in ("topic", "tone"):
         scores = [
             f"{split} macro-F1 {result.metrics[key]:.3f}"
@@ -249,6 +307,65 @@ def _train(args: argparse.Namespace) -> int:
     status = f"promoted to @{config.tracking.champion_alias}" if result.promoted else "champion kept"
     print(f"registered {result.model_uri} (run {result.run_id}); {status}: {result.promotion_reason}")
     return 0
+
+
+def _search_cluster(address: str | None, config) -> contextlib.AbstractContextManager:
+    """With --cluster, the cluster the experiment's search candidates are fitted on; else nothing."""
+    if address is None:
+        return contextlib.nullcontext()
+    if not config.search.grid:
+        raise NewsclfError(
+            f"--cluster fits the candidates of [search.grid], and experiment {config.name} has none; "
+            "add a [search.grid] or drop --cluster"
+        )
+    from train.cluster import search_on_cluster
+
+    return search_on_cluster(address)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from train.audit import audit
+
+    config = _experiment_config(args)
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    result = audit(config, Path(args.output), tracking_uri, args.folds, _progress(args.quiet))
+    for task, flagged in result.flagged.items():
+        print(f"{task}: {flagged} of {result.audited[task]} labels flagged")
+    print(f"near-duplicate groups with conflicting labels: {result.conflicts}")
+    print(f"audit: {result.output / 'summary.md'} (MLflow run {result.run_id})")
+    return 0
+
+
+def _add_experiment_arguments(command: argparse.ArgumentParser, verb: str) -> None:
+    """--experiment, --data and --set, read by :func:`_experiment_config`."""
+    command.add_argument(
+        "--experiment", default="default", help="experiment name in experiments/ or a TOML path (default: default)"
+    )
+    command.add_argument(
+        "--data",
+        help=f"data to {verb} instead of the experiment's data.source: .jsonl, .csv, .parquet, "
+        "a save_to_disk folder, or hub:owner/name[@rev]",
+    )
+    command.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set topic.C=5 or --set features.word.ngram_range=[1,3]",
+    )
+
+
+def _experiment_config(args: argparse.Namespace):
+    """The experiment ``--experiment`` names with ``--set`` overrides and ``--data`` applied, as train reads it."""
+    from train.config import load_config, parse_override
+
+    overrides = dict(parse_override(item) for item in args.overrides)
+    if args.data:
+        overrides["data.source"] = args.data if args.data.startswith("hub:") else os.path.abspath(args.data)
+    return load_config(args.experiment, overrides)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -266,7 +383,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from train.config import load_config
+    from train.config import load_config, parse_override
     from train.evaluation_run import EvaluationRequest, evaluate
     from train.report import ReportSettings
 
@@ -281,6 +398,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         output=Path(args.output) if args.output else None,
         compare=args.compare,
         settings=settings,
+        data_overrides=dict(parse_override(item) for item in args.overrides),
     )
     progress = _progress(args.quiet)
     result = evaluate(request, resolve_tracking_uri(args.tracking_uri), progress)
@@ -304,6 +422,8 @@ def _predict(args: argparse.Namespace) -> int:
     from newsclf.batch import check_output, jsonl_articles, predictions, text_articles, write_jsonl
     from newsclf.loading import load_model
 
+    if args.cluster or args.input or args.partition_mb:
+        return _predict_on_cluster(args)
     files = args.files or ["-"]
     if "-" in files and sys.stdin is None:
         raise NewsclfError("standard input is closed; pass article files, or pipe the articles to standard input")
@@ -328,10 +448,93 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    from train.card import read_card
+
+    print(read_card(args.model, resolve_tracking_uri(args.tracking_uri)), end="")
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("newsclf")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from newsclf.batch import check_output, jsonl_articles, text_articles
+    from newsclf.loading import load_model
+    from newsclf.page import MAX_BATCH_ARTICLES, article_page, batch_page, model_source, write_page
+
+    if "-" in args.files and sys.stdin is None:
+        raise NewsclfError("standard input is closed; pass article files instead of '-'")
+    # Output and input are checked before the model loads, so a mistake in either fails fast.
+    check_output(args.html)
+    read = jsonl_articles if args.jsonl else text_articles
+    stdin = sys.stdin.buffer if "-" in args.files else None
+    articles = read(args.files, stdin, lambda message: print(f"newsclf: warning: {message}", file=sys.stderr))
+    if not articles:
+        raise NewsclfError(f"no articles in {', '.join(args.files)}; pass files that hold at least one article")
+    if len(articles) > MAX_BATCH_ARTICLES:
+        raise NewsclfError(
+            f"{len(articles)} articles, but one page shows at most {MAX_BATCH_ARTICLES}; "
+            f"split the input (split -l {MAX_BATCH_ARTICLES} for JSON Lines) and write one page per part"
+        )
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    model = load_model(args.model, tracking_uri)
+    source = model_source(model, args.model, tracking_uri)
+    if len(articles) == 1 and not args.jsonl:
+        page = article_page(model, articles[0].text, source, title=articles[0].id)
+    else:
+        page = batch_page(model, [(article.id, article.text) for article in articles], source)
+    write_page(page, args.html)
+    print(f"wrote the explanation of {len(articles)} article(s) to {args.html}", file=sys.stderr)
+    return 0
+
+
+def _predict_on_cluster(args: argparse.Namespace) -> int:
+    from train.cluster import PARTITION_BYTES, connect, plan_scoring, score_on_cluster
+
+    if not (args.cluster and args.input and args.output):
+        raise NewsclfError(
+            "--cluster, --input and --output go together: newsclf predict --cluster ADDRESS --input GLOB --output DIR"
+        )
+    given = {"FILE": args.files, "--top-k": args.top_k, "--explain": args.explain, "--paragraphs": args.paragraphs}
+    if unsupported := [flag for flag, value in given.items() if value]:
+        raise NewsclfError(
+            f"{', '.join(unsupported)}: not with --cluster, which writes the scalar fields only; "
+            "pass the files with --input, or drop --cluster for explanations"
+        )
+    partition_bytes = args.partition_mb * 2**20 if args.partition_mb else PARTITION_BYTES
+    # Before connecting: it sets MLflow's variables, which the workers of a local cluster inherit.
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    job = plan_scoring(args.model, tracking_uri, args.input, args.output, partition_bytes)
+    with connect(args.cluster) as client:
+        summary = score_on_cluster(client, job, lambda message: print(message, file=sys.stderr, flush=True))
+    for line in summary.warnings:
+        print(f"newsclf: warning: {line}", file=sys.stderr)
+    for line in summary.failures:
+        print(f"newsclf: partition failed: {line}", file=sys.stderr)
+    print(summary.line())
+    if summary.failures:
+        raise NewsclfError(
+            f"{len(summary.failures)} of {summary.partitions} partitions failed (listed above); fix their input "
+            "and rerun the same command: the partitions already written are skipped"
+        )
+    return 0
+
+
 def _progress(quiet: bool):
-    """Progress lines on stderr, or silence (datasets' own progress bars included) with --quiet."""
+    """Progress lines on stderr, or silence with --quiet: datasets' progress bars and MLflow's INFO
+    lines ("View run ...") too, so that only results reach the terminal."""
     if quiet:
+        import logging
+
         os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
         return lambda message: None
     return lambda message: print(message, file=sys.stderr, flush=True)
 

@@ -67,6 +67,12 @@ class DataConfig:
     topic_drop: tuple[str, ...] = ()
     tone_map: dict[str, str] = field(default_factory=dict)
     tone_drop: tuple[str, ...] = ()
+    # The review loop (train/corrections.py, `newsclf audit`): a JSON Lines or CSV file of reviewed
+    # labels and drops, and the audit's label_issues.jsonl with the quality below which its items
+    # are left out (0 = keep them all).
+    corrections: str = ""
+    label_issues: str = ""
+    exclude_label_issues: float = 0.0
 
     def __post_init__(self):
         from train.sources import FORMATS
@@ -87,6 +93,18 @@ class DataConfig:
             wrong = sorted(target for target in mapping.values() if target not in allowed)
             if wrong:
                 raise ValueError(f"{task}_map maps to {wrong}, which are not in {task}_labels")
+        if not 0.0 <= self.exclude_label_issues <= 1.0:
+            raise ValueError(
+                f"exclude_label_issues must be a label quality in [0, 1] (0 = exclude nothing), "
+                f"got {self.exclude_label_issues}"
+            )
+        if self.exclude_label_issues > 0 and not self.label_issues.strip():
+            raise ValueError("exclude_label_issues needs label_issues = the path of an audit's label_issues.jsonl")
+        if self.label_issues.strip() and self.exclude_label_issues == 0:
+            raise ValueError(
+                "label_issues is set but exclude_label_issues is 0, so nothing would be excluded; "
+                "set exclude_label_issues to a quality threshold such as 0.1, or remove label_issues"
+            )
 
 
 @dataclass(frozen=True)
@@ -213,13 +231,95 @@ class SearchConfig:
 
     grid: dict[str, list] = field(default_factory=dict)
     refit: bool = False
+    # Rolling-origin (forward-chaining) folds for dated articles, ISO dates in increasing order: each
+    # candidate is fitted on the train + validation articles dated up to an origin and scored on those
+    # after it, up to the next origin (the last: to the end of validation). Candidates are ranked by
+    # their mean score; the narrowest one level with the best fold by fold wins (train/rolling.py).
+    origins: tuple[str, ...] = ()
 
     def __post_init__(self):
+        import datetime
+
+        for origin in self.origins:
+            try:
+                datetime.date.fromisoformat(origin)
+            except ValueError:
+                raise ValueError(f"origins must be ISO dates (YYYY-MM-DD), got {origin!r}") from None
+        if list(self.origins) != sorted(set(self.origins)):
+            raise ValueError(f"origins must be in increasing order without repeats, got {list(self.origins)}")
+        if self.origins and not self.grid:
+            raise ValueError("origins rank the candidates of search.grid; add a grid or remove origins")
         for key, values in self.grid.items():
             if key.split(".")[0] in ("search", "name", "tracking", "n_jobs"):
                 raise ValueError(f"grid key {key!r} cannot be searched")
             if not values:
                 raise ValueError(f"grid key {key!r} needs at least one value")
+
+
+CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "temperature")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Post-hoc calibration of every probability the model outputs (train/calibration.py).
+
+    Each task's map is fitted on the classifier's out-of-fold scores over ``folds`` folds of the
+    data the model is fitted on; among ``methods`` the one with the lowest validation log loss is
+    kept per task. One method fixes the choice; ``["none"]`` turns calibration off.
+    """
+
+    methods: tuple[str, ...] = CALIBRATION_METHODS
+    folds: int = 5
+
+    def __post_init__(self):
+        if not self.methods:
+            raise ValueError(f"methods needs at least one of {list(CALIBRATION_METHODS)} (['none'] = off)")
+        unknown = [method for method in self.methods if method not in CALIBRATION_METHODS]
+        if unknown:
+            raise ValueError(f"methods must be among {list(CALIBRATION_METHODS)}, got {unknown[0]!r}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods lists a method twice: {list(self.methods)}")
+        if self.folds < 2:
+            raise ValueError(f"folds must be >= 2 (out-of-fold scores need two folds), got {self.folds}")
+
+
+FIT_MODES = ("in_memory", "streaming")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How the model is fitted: all articles in memory (the default), or ``streaming`` for corpora
+    larger than memory (train/streaming.py): hashed n-grams, SGD updated batch by batch over
+    ``epochs`` passes, each article read again from the source on every pass.
+
+    ``n_features`` is the width of each hashed block; ``shuffle_buffer`` articles are shuffled
+    together before each update; training stops after ``patience`` epochs without a better
+    validation score; ``held_out_limit`` caps the validation and test articles kept in memory for
+    scoring (a seeded sample when a split has more); ``skip_bad_rows`` skips and counts a row that
+    cannot be read instead of failing the run.
+    """
+
+    mode: str = "in_memory"
+    batch_size: int = 2000
+    epochs: int = 5
+    n_features: int = 2**20
+    shuffle_buffer: int = 20000
+    patience: int = 2
+    held_out_limit: int = 20000
+    skip_bad_rows: bool = False
+
+    def __post_init__(self):
+        if self.mode not in FIT_MODES:
+            raise ValueError(f"mode must be one of {list(FIT_MODES)}, got {self.mode!r}")
+        for name, low in (("batch_size", 1), ("epochs", 1), ("patience", 1), ("held_out_limit", 100)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if self.n_features < 2**10 or self.n_features > 2**26:
+            raise ValueError(f"n_features must be between 2**10 and 2**26, got {self.n_features}")
+        if self.shuffle_buffer < self.batch_size:
+            raise ValueError(
+                f"shuffle_buffer ({self.shuffle_buffer}) must hold at least one batch (batch_size {self.batch_size})"
+            )
 
 
 @dataclass(frozen=True)
@@ -237,6 +337,8 @@ class ExperimentConfig:
     tone: ClassifierConfig = field(default_factory=ClassifierConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     # Parallel workers for fitting (TF-IDF blocks side by side, one-vs-rest classes), -1 for every
     # core; results do not depend on it. Starting workers costs more than it saves on a few thousand
     # short articles.
@@ -245,12 +347,23 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.n_jobs < 1 and self.n_jobs != -1:
             raise ValueError(f"n_jobs must be >= 1, or -1 for every core, got {self.n_jobs}")
+        if self.fit.mode == "streaming" and (self.search.grid or self.search.refit):
+            raise ValueError(
+                "fit.mode = 'streaming' fits one model in one pass over the data; remove [search] "
+                "(grid and refit) or train in memory"
+            )
 
 
-def load_config(experiment: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+def load_config(
+    experiment: str | Path, overrides: dict[str, Any] | None = None, overrides_from: str = "--set"
+) -> ExperimentConfig:
     """Load an experiment by name (``default``) or TOML path and apply dotted-key overrides.
 
-    Raises :class:`ConfigError` naming the file and key for anything unknown or invalid.
+    Paths in the file (``data.source``, ``data.corrections``, ``data.label_issues``,
+    ``tracking.reference_data``) are resolved against the file's folder, so an experiment reads the
+    same data from wherever it runs. Raises :class:`ConfigError` naming the file and key for anything
+    unknown or invalid in the file, and ``overrides_from`` (the flag or plan that gave them) for the
+    overrides.
     """
     path = resolve_experiment(experiment)
     try:
@@ -258,9 +371,30 @@ def load_config(experiment: str | Path, overrides: dict[str, Any] | None = None)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     raw.setdefault("name", path.stem)
-    for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value, path)
-    return config_from_dict(raw, source=str(path))
+    _resolve_paths(raw, path.parent)
+    config = config_from_dict(raw, source=str(path))
+    return with_overrides(config, overrides, overrides_from) if overrides else config
+
+
+def with_overrides(config: ExperimentConfig, overrides: dict[str, Any], source: str = "--set") -> ExperimentConfig:
+    """``config`` with dotted-key ``overrides`` applied and validated; errors name ``source``."""
+    raw = to_dict(config)
+    for key, value in overrides.items():
+        _set_dotted(raw, key, value, Path(source))
+    return config_from_dict(raw, source=source)
+
+
+# Keys whose values are paths: relative ones in an experiment file are relative to the file.
+_PATH_KEYS = (("data", "source"), ("data", "corrections"), ("data", "label_issues"), ("tracking", "reference_data"))
+
+
+def _resolve_paths(raw: dict[str, Any], folder: Path) -> None:
+    for section, key in _PATH_KEYS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if not isinstance(value, str) or not value.strip() or value == "corpus" or value.startswith("hub:"):
+            continue
+        if not Path(value).expanduser().is_absolute():
+            raw[section][key] = str((folder / value).resolve())
 
 
 def resolve_experiment(experiment: str | Path) -> Path:
@@ -365,13 +499,13 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
-def _set_dotted(raw: dict[str, Any], key: str, value: Any, path: Path) -> None:
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, source: Path) -> None:
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"{path}: override {key!r}: {part!r} is a value, not a section")
+            raise ConfigError(f"{source}: override {key!r}: {part!r} is a value, not a section")
     node[leaf] = value
 
 

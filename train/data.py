@@ -71,6 +71,8 @@ class LoadReport:
     duplicates_removed: int = 0
     duplicate_groups: list[dict[str, Any]] = field(default_factory=list)
     conflicting_groups: list[dict[str, Any]] = field(default_factory=list)
+    # What the review loop (train/corrections.py) did: corrections applied, label issues excluded.
+    review: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Splits:
             "dropped_by_label": self.report.dropped_by_label,
             "duplicates_removed": self.report.duplicates_removed,
             "duplicate_groups_with_conflicting_labels": len(self.report.conflicting_groups),
+            **self.report.review,
             "splits": {},
         }
         for name in SPLIT_NAMES:
@@ -126,15 +129,7 @@ def load_articles(
     where = describe(config.source)
     dataset = read_dataset(config.source, config.format, config.split_name)
     columns = set(dataset.column_names)
-    required = [("data.text_column", config.text_column), ("data.topic_column", config.topic_column)]
-    if config.tone_column and not (tone_optional and config.tone_column not in columns):
-        required.append(("data.tone_column", config.tone_column))
-    if split_column:
-        required.append(("split.column", split_column))
-    for key, name in required:
-        if name not in columns:
-            hint = '; set data.tone_column = "" if the data has no tone' if key == "data.tone_column" else ""
-            raise DataError(f"{where}: column {name!r} ({key}) not found; the data has {sorted(columns)}{hint}")
+    require_columns(columns, config, split_column, where, tone_optional)
 
     def column(name: str) -> list:
         return dataset[name] if name and name in columns else [None] * len(dataset)
@@ -159,16 +154,7 @@ def load_articles(
     split_values: list[str] = []
     for row, (item_id, title, body, raw_topic, raw_tone, date, split_value) in enumerate(rows, start=1):
         label = f"{where}: row {row} (id {item_id})"
-        for key, name, value in (
-            ("data.title_column", config.title_column, title),
-            ("data.text_column", config.text_column, body),
-        ):
-            if value is not None and not isinstance(value, str):
-                raise DataError(
-                    f"{label}: {name!r} ({key}) holds a {type(value).__name__}, not text; "
-                    "fix the row or map the right column"
-                )
-        text = article_text(title, body)
+        text = checked_text(title, body, config, label)
         if not text:
             report.skipped_empty += 1
             continue
@@ -181,12 +167,46 @@ def load_articles(
             values.append(value)
         split_values.append(split_value)
     report.dropped_by_label = dict(sorted(dropped.items()))
+    if config.corrections.strip() or config.label_issues.strip():
+        from train.corrections import apply_review
+
+        kept, review = apply_review(kept, ids, config)
+        report.review = review.as_dict()
     if not kept:
         raise DataError(
             f"{where}: no articles left; the data is empty, every {config.text_column!r} is blank, "
             "or every label is dropped"
         )
     return kept, report, (split_values if split_column else None)
+
+
+def require_columns(
+    columns: set[str], config: DataConfig, split_column: str, where: str, tone_optional: bool = False
+) -> None:
+    """Refuse data without the configured text, topic, tone (unless optional and absent) or split column."""
+    required = [("data.text_column", config.text_column), ("data.topic_column", config.topic_column)]
+    if config.tone_column and not (tone_optional and config.tone_column not in columns):
+        required.append(("data.tone_column", config.tone_column))
+    if split_column:
+        required.append(("split.column", split_column))
+    for key, name in required:
+        if name not in columns:
+            hint = '; set data.tone_column = "" if the data has no tone' if key == "data.tone_column" else ""
+            raise DataError(f"{where}: column {name!r} ({key}) not found; the data has {sorted(columns)}{hint}")
+
+
+def checked_text(title: Any, body: Any, config: DataConfig, label: str) -> str:
+    """A row's article text (title first); a title or text that is not text is an error naming ``label``."""
+    for key, name, value in (
+        ("data.title_column", config.title_column, title),
+        ("data.text_column", config.text_column, body),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise DataError(
+                f"{label}: {name!r} ({key}) holds a {type(value).__name__}, not text; "
+                "fix the row or map the right column"
+            )
+    return article_text(title, body)
 
 
 def _require_unique_ids(ids: list[str], where: str, id_column: str) -> None:

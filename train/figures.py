@@ -28,7 +28,7 @@ def prediction_confusion_figure(
     labels = list(labels)
     size = 3 + 0.6 * len(labels)
     figure, axes = plt.subplots(figsize=(size + 1, size))
-    ConfusionMatrixDisplay.from_predictions(
+    display = ConfusionMatrixDisplay.from_predictions(
         y_true,
         y_pred,
         labels=labels,
@@ -39,13 +39,19 @@ def prediction_confusion_figure(
         colorbar=False,
         cmap="Blues",
     )
+    # Blank empty cells, so the few confusions that happen stand out from a grid of zeros.
+    for text, value in zip(display.text_.ravel(), display.confusion_matrix.ravel()):
+        if value == 0:
+            text.set_text("")
     axes.set_title(title)
     figure.tight_layout()
     return figure
 
 
-def reliability_figure(bins: list[dict[str, float]], title: str):
-    """Reliability diagram of top-label confidence: accuracy per bin against the diagonal, counts below."""
+def reliability_figure(bins: list[dict[str, float]], title: str, before: list[dict[str, float]] | None = None):
+    """Reliability diagram of top-label confidence: accuracy per bin against the diagonal, counts below.
+
+    ``before`` (the bins without calibration) adds that curve and its ECE, for a before/after view."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,9 +72,21 @@ def reliability_figure(bins: list[dict[str, float]], title: str):
     curve.plot(
         [b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color="tab:blue", label="model"
     )
-    curve.set(ylabel="accuracy", ylim=(0, 1), title=f"{title}\nECE {expected_calibration_error(bins):.3f}")
-    curve.legend(loc="upper left")
+    ece = f"ECE {expected_calibration_error(bins):.3f}"
+    if before:
+        curve.plot(
+            [b["confidence"] for b in before],
+            [b["accuracy"] for b in before],
+            marker="s",
+            linestyle=":",
+            color="tab:orange",
+            label="before calibration",
+        )
+        ece += f" (before calibration {expected_calibration_error(before):.3f})"
+    curve.set(ylabel="accuracy", ylim=(0, 1), title=f"{title}\n{ece}")
     histogram.bar(centres, [b["count"] for b in bins], width=width * 0.9, color="tab:grey")
     histogram.set(xlabel="confidence of the predicted label", ylabel="items", xlim=(0, 1))
-    figure.tight_layout()
+    # Under both plots, where no bin or point can sit beneath it.
+    figure.legend(*curve.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize="small", frameon=False)
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
     return figure

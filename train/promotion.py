@@ -26,7 +26,7 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.model import NewsClassifier
-from train.comparison import BETTER, Comparison, compare_models
+from train.comparison import BETTER, NO_DIFFERENCE, WORSE, Comparison, compare_models
 from train.config import ExperimentConfig
 from train.data import Articles, DataError, Splits, load_articles, load_splits
 from train.registry import is_complete
@@ -35,6 +35,7 @@ from train.tracking import run_config
 # How long a promotion waits for another one to finish before giving up.
 LOCK_TIMEOUT_SECONDS = 600.0
 FIRST, NOT_COMPARED = "first version", "not compared"
+_COMPARED = {BETTER: "better than", WORSE: "worse than", NO_DIFFERENCE: "no significant difference from"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _judge(client, candidate: NewsClassifier, splits: Splits, config: Experiment
     from newsclf.loading import load_model
 
     if champion is None:
-        return Promotion(True, FIRST, "the first complete version: no champion to compare with")
+        return Promotion(True, FIRST, "no complete champion to compare with")
     champion_version = str(champion.version)
     reference, description, problem = _reference(client, config, splits, champion)
     if problem:
@@ -112,7 +113,7 @@ def _judge(client, candidate: NewsClassifier, splits: Splits, config: Experiment
     comparison = compare_models(reigning, candidate, reference, seed=config.seed)
     promoted = comparison.verdict == BETTER
     reason = (
-        f"{comparison.verdict} than version {champion_version} on {len(reference)} {description} "
+        f"{_COMPARED[comparison.verdict]} version {champion_version} on {len(reference)} {description} "
         f"(score {comparison.candidate_score:.4f} vs {comparison.reference_score:.4f}, p = {comparison.p_value:.3g})"
     )
     return Promotion(promoted, comparison.verdict, reason, champion_version, description, comparison)

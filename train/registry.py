@@ -7,9 +7,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import joblib
-import sklearn
-
 import newsclf
 from newsclf.folder import ARTIFACT_KEY, code_digests, save_folder
 from newsclf.model import NewsClassifier
@@ -49,7 +46,7 @@ def log_model(model: NewsClassifier, example_texts: list[str]):
             code_paths=[str(code)],
             signature=signature,
             input_example=example,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}", "pandas"],
+            pip_requirements=_requirements(),
         )
 
 
@@ -90,3 +87,33 @@ def is_complete(version) -> bool:
     if COMPLETE_TAG in tags:
         return tags[COMPLETE_TAG] == "true"
     return "validation_score" in tags
+
+
+# What the served package imports, pinned to the versions that trained the model: a fresh
+# environment must get the same scikit-learn minor (the model folder refuses another), and
+# unpinned pandas, numpy or scipy let pip pick releases the model never ran with.
+_SERVED_LIBRARIES = ("mlflow", "scikit-learn", "joblib", "numpy", "scipy", "pandas")
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{library}=={version(library)}" for library in _SERVED_LIBRARIES]
+
+
+def describe(name: str, version: str, card: str) -> None:
+    """Set the version's description to its model card, and the registered model's, if it has none,
+    to what it is and how to load it."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    client.update_model_version(name, version, description=card)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(
+            name,
+            description=(
+                "News topic and military/diplomatic tone classifier, trained and registered by newsclf. "
+                f'Load with `newsclf.load_model("models:/{name}@champion")` or `mlflow.pyfunc.load_model`; '
+                "each version's description is its model card."
+            ),
+        )

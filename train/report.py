@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.dummy import DummyClassifier
-from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from newsclf.model import NewsClassifier
 from train.comparison import BETTER, WORSE, Comparison, compare_predictions, predicted_labels, task_truth
@@ -30,6 +30,7 @@ from train.metrics import (
     confusion_scores,
     expected_calibration_error,
     macro_f1,
+    probability_log_loss,
     task_labels,
 )
 
@@ -74,6 +75,8 @@ class TaskEvaluation:
     ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     mistakes: list[dict[str, Any]] = field(default_factory=list)
+    # The same bins without the calibration training added (train/calibration.py), when it added one.
+    uncalibrated: list[dict[str, float]] | None = None
 
     def flat_metrics(self) -> dict[str, float]:
         """``<task>_<metric>`` numbers: scores, intervals, per-class F1 and baselines."""
@@ -169,7 +172,24 @@ def _evaluate_task(
     result.left_out = len(truth) - len(positions)
     result.ids, result.texts = [articles.ids[i] for i in positions], texts
     result.mistakes = _confident_mistakes(model, task, result, proba, settings)
+    _add_uncalibrated(result, pipeline, texts, settings)
     return result
+
+
+def _add_uncalibrated(result: TaskEvaluation, pipeline, texts: list[str], settings: ReportSettings) -> None:
+    """The reliability bins and ECE of the classifier under the calibration, to show beside the calibrated ones."""
+    from newsclf.steps import classifier_of, features_of
+    from train.calibration import reliability, uncalibrated
+
+    classifier = classifier_of(pipeline)
+    base = uncalibrated(classifier)
+    if base is classifier or not hasattr(base, "predict_proba") or not texts:
+        return
+    proba = base.predict_proba(features_of(pipeline).transform(texts))
+    result.uncalibrated = reliability(
+        proba, result.y_true, [str(label) for label in base.classes_], settings.calibration_bins
+    )
+    result.metrics["ece_uncalibrated"] = expected_calibration_error(result.uncalibrated)
 
 
 def score_task(
@@ -222,7 +242,7 @@ def _scores(
     """Accuracy, macro-F1 over ``labels``, weighted F1, and log loss over the items whose label has a
     probability column."""
     scored = [i for i, label in enumerate(y_true) if label in proba_labels]
-    loss = log_loss([y_true[i] for i in scored], proba[scored], labels=proba_labels) if scored else None
+    loss = probability_log_loss([y_true[i] for i in scored], proba[scored], proba_labels) if scored else None
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": macro_f1(y_true, y_pred, labels),
@@ -348,7 +368,10 @@ def write_report(evaluation: Evaluation, folder: Path) -> list[Path]:
                     normalize="true",
                 ),
             ),
-            (f"{task}_reliability.png", reliability_figure(result.calibration, f"{task}: reliability ({items})")),
+            (
+                f"{task}_reliability.png",
+                reliability_figure(result.calibration, f"{task}: reliability ({items})", before=result.uncalibrated),
+            ),
         ):
             figure.savefig(folder / name, dpi=110)
             plt.close(figure)
@@ -373,6 +396,7 @@ def metrics_document(evaluation: Evaluation) -> dict[str, Any]:
                 "unseen_labels": result.unseen,
                 "per_class": result.per_class,
                 "calibration_bins": result.calibration,
+                "uncalibrated_bins": result.uncalibrated,
                 "baselines": result.baselines,
             }
             for task, result in evaluation.tasks.items()
@@ -413,7 +437,7 @@ def report_markdown(evaluation: Evaluation) -> str:
         lines.append(
             f"| {task} | {m['items']} | {m['accuracy']:.3f} {_interval(m['accuracy_ci_low'], m['accuracy_ci_high'])} "
             f"| {m['macro_f1']:.3f} {_interval(m['macro_f1_ci_low'], m['macro_f1_ci_high'])} | {m['weighted_f1']:.3f} "
-            f"| {_number(m['log_loss'])} | {m['ece']:.3f} |"
+            f"| {number_text(m['log_loss'])} | {m['ece']:.3f} |"
         )
     if evaluation.comparison is not None:
         lines += _comparison_lines(evaluation.comparison, context)
@@ -456,12 +480,12 @@ def _task_lines(result: TaskEvaluation) -> list[str]:
         "| | accuracy | macro-F1 | weighted F1 | log loss |",
         "|---|---:|---:|---:|---:|",
         f"| **model** | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['weighted_f1']:.3f} "
-        f"| {_number(m['log_loss'])} |",
+        f"| {number_text(m['log_loss'])} |",
     ]
     for name, scores in result.baselines.items():
         lines.append(
             f"| {name} baseline | {scores['accuracy']:.3f} | {scores['macro_f1']:.3f} | {scores['weighted_f1']:.3f} "
-            f"| {_number(scores['log_loss'])} |"
+            f"| {number_text(scores['log_loss'])} |"
         )
     lines += ["", "| label | precision | recall | F1 | support | predicted |", "|---|---:|---:|---:|---:|---:|"]
     for row in result.per_class:
@@ -484,6 +508,14 @@ def _task_lines(result: TaskEvaluation) -> list[str]:
         "",
         f"![{task} reliability diagram]({task}_reliability.png)",
         "",
+    ]
+    if result.uncalibrated:
+        lines += [
+            f"Before the model's calibration (the classifier's own probabilities, the dotted curve) it was "
+            f"**{m['ece_uncalibrated']:.3f}**.",
+            "",
+        ]
+    lines += [
         "| confidence bin | articles | mean probability | accuracy |",
         "|---|---:|---:|---:|",
     ]
@@ -564,7 +596,8 @@ def _interval(low: float, high: float) -> str:
     return f"[{low:.3f}, {high:.3f}]" if math.isfinite(low) and math.isfinite(high) else "[n/a: too few articles]"
 
 
-def _number(value: float | None) -> str:
+def number_text(value: float | None) -> str:
+    """A score with three decimals, or n/a when there is none."""
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 

@@ -69,7 +69,7 @@ def read_dataset(source: str, fmt: str = "auto", split: str = "train"):
     if fmt in _TEXT_FORMATS:
         _check_utf8(path)
     try:
-        return datasets.load_dataset(fmt, data_files=str(path), split="train")
+        return datasets.load_dataset(fmt, data_files=str(path), split="train", cache_dir=_scratch_cache())
     except Exception as exc:  # datasets wraps parser errors in several exception types
         raise SourceError(f"{path}: cannot read as {_FORMAT_NAMES[fmt]} ({_first_line(_root_cause(exc))})") from None
 
@@ -136,3 +136,20 @@ def _root_cause(exc: BaseException) -> BaseException:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+_SCRATCH: list[str] = []
+
+
+def _scratch_cache() -> str:
+    """A cache folder for the Arrow copy ``datasets`` makes of a local file, removed when the process
+    exits: the file itself is the lasting copy, and the Hugging Face cache would otherwise keep one
+    more for every file ever trained on (hub datasets keep that cache, where it saves a download)."""
+    if not _SCRATCH:
+        import atexit
+        import shutil
+        import tempfile
+
+        _SCRATCH.append(tempfile.mkdtemp(prefix="newsclf-datasets-"))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return _SCRATCH[0]

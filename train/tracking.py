@@ -4,6 +4,8 @@ inputs, and the liveness of runs (a heartbeat, and ending the runs whose process
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -16,8 +18,8 @@ from typing import Any
 
 from newsclf._files import process_alive
 from newsclf.errors import NewsclfError
-from train.config import ConfigError, DataConfig, ExperimentConfig, config_from_dict, parse_override
-from train.data import Splits
+from train.config import ConfigError, DataConfig, ExperimentConfig, config_from_dict, flatten, parse_override
+from train.data import Articles, LoadReport, Splits
 from train.paths import PACKAGE_DIR
 from train.sources import describe, detect_format, parse_hub
 
@@ -68,26 +70,13 @@ def git_commit() -> str:
 def log_data_report(splits: Splits, data: DataConfig) -> None:
     """Dataset inputs per split, the data summary, and what de-duplication removed, on the active run."""
     import mlflow
-    import pandas as pd
 
     report = splits.report
-    source = _dataset_source(data)
-    stem = Path(report.source).stem
     for context, articles in (("training", splits.train), ("validation", splits.validation), ("test", splits.test)):
-        if not len(articles):
-            continue
-        frame = pd.DataFrame(
-            {
-                "id": articles.ids,
-                "text": articles.texts,
-                "topic": articles.topics,
-                "tone": articles.tones,
-                "date": articles.dates,
-            }
-        )
-        dataset = mlflow.data.from_pandas(frame, source=source, name=f"{stem}-{context}", targets="topic")
-        mlflow.log_input(dataset, context=context)
+        if len(articles):
+            log_articles_input(articles, data, report, context)
     mlflow.log_dict(splits.summary(), "data/summary.json")
+    log_review_files(data, report)
     mlflow.log_dict(
         {
             "removed": report.duplicates_removed,
@@ -107,17 +96,71 @@ def log_data_report(splits: Splits, data: DataConfig) -> None:
     )
 
 
-def _dataset_source(data: DataConfig):
-    """Where the data came from, as the Hugging Face load call that read it."""
-    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+def log_articles_input(articles: Articles, data: DataConfig, report: LoadReport, context: str) -> None:
+    """``articles`` as a dataset input of the active run, named after the data and ``context``."""
+    import mlflow
+    import pandas as pd
 
-    fmt = detect_format(data.source, data.format)
-    if fmt == "hub":
+    frame = pd.DataFrame(
+        {
+            "id": articles.ids,
+            "text": articles.texts,
+            "topic": articles.topics,
+            "tone": articles.tones,
+            "date": articles.dates,
+        }
+    )
+    name = f"{Path(report.source).stem}-{context}"
+    mlflow.log_input(
+        mlflow.data.from_pandas(frame, source=_dataset_source(data), name=name, targets="topic"), context=context
+    )
+
+
+def log_review_files(data: DataConfig, report: LoadReport) -> None:
+    """The corrections file and the label issues loading applied, as artifacts with their SHA-256 as tags,
+    and what they changed as metrics, on the active run."""
+    import mlflow
+
+    review = report.review
+    for key, path, tag in (
+        ("corrections", data.corrections, "data_corrections_sha256"),
+        ("label_issues_excluded", data.label_issues, "data_label_issues_sha256"),
+    ):
+        if key in review:
+            mlflow.log_artifact(path, "data/review")
+            mlflow.set_tag(tag, review[key]["sha256"])
+    metrics = {}
+    if "corrections" in review:
+        corrections = review["corrections"]
+        metrics["data_corrections_relabelled"] = sum(corrections["relabelled"].values())
+        metrics["data_corrections_dropped"] = corrections["dropped"]
+    if "label_issues_excluded" in review:
+        metrics["data_label_issues_excluded"] = review["label_issues_excluded"]["excluded"]
+    if metrics:
+        mlflow.log_metrics(metrics)
+
+
+def _dataset_source(data: DataConfig):
+    """Where the data came from, for MLflow's dataset lineage."""
+    if detect_format(data.source, data.format) == "hub":
+        from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
         name, revision = parse_hub(data.source)
         return HuggingFaceDatasetSource(path=name, revision=revision, split=data.split_name)
-    if fmt == "disk":
-        return HuggingFaceDatasetSource(path=describe(data.source), split=data.split_name)
-    return HuggingFaceDatasetSource(path=fmt, data_files=describe(data.source), split="train")
+    return local_dataset_source(describe(data.source))
+
+
+def local_dataset_source(path: str):
+    """A local file or folder as MLflow's local dataset source, its absolute path as the URI (not, as
+    a Hugging Face source would show it, a hub dataset named after the file format)."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source class twice and warns that the path is ambiguous.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        return resolve_dataset_source(str(Path(path).resolve()))
 
 
 # A live run rewrites its heartbeat tag this often; a run whose heartbeat is this old is stale.
@@ -248,3 +291,42 @@ def run_config(client, run_id: str | None) -> ExperimentConfig | None:
         return config_from_dict(raw, source=f"run {run_id}")
     except ConfigError:
         return None
+
+
+# The tag MLflow 3's UI reads to open an experiment on its training runs rather than GenAI traces.
+_EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def use_experiment(name: str, description: str) -> str:
+    """Make ``name`` the active experiment (created if missing), marked as model development so the UI
+    opens on its runs, with ``description`` unless it already has one; returns its id."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    experiment = mlflow.set_experiment(name)
+    client = MlflowClient()
+    for key, value in _EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    if not experiment.tags.get("mlflow.note.content"):
+        client.set_experiment_tag(experiment.experiment_id, "mlflow.note.content", description)
+    return experiment.experiment_id
+
+
+def run_name(config: ExperimentConfig) -> str:
+    """A run name that says which experiment, when, and which settings: ``default-20261201-1532-3fa2c1``."""
+    settings = json.dumps(flatten(config), sort_keys=True, default=str)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{config.name}-{stamp}-{hashlib.sha256(settings.encode()).hexdigest()[:6]}"
+
+
+def run_tags(config: ExperimentConfig, report: LoadReport) -> dict[str, str]:
+    """The tags of a training run: its description, the code version as MLflow names it, and its data."""
+    tags = {"data_fingerprint": report.fingerprint, "data_source": report.source}
+    commit = git_commit()
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+        tags["newsclf.git_dirty"] = str(commit.endswith("-dirty")).lower()
+    if config.description.strip():
+        tags["mlflow.note.content"] = config.description.strip()
+    return tags

@@ -11,14 +11,22 @@ from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import classifier_of, features_of
+from train.calibration import Calibration, calibrate, log_before_after
+from train.card import CARD_ARTIFACT, model_card
 from train.config import ExperimentConfig, flatten, search_candidates
 from train.data import Articles, DataError, Splits, load_splits
+from train.explanation_pages import log_explanation_pages
 from train.figures import confusion_figure
 from train.metrics import model_scores, report_text, selection_score, task_metrics
 from train.pipeline import build_pipeline, fit_pipeline, fit_tone_applies
 from train.promotion import Promotion, promote
-from train.registry import log_model, register
-from train.tracking import connect, end_stale_runs, git_commit, liveness, log_data_report
+from train.registry import describe, log_model, register
+from train.tracking import connect, end_stale_runs, liveness, log_data_report, run_name, run_tags, use_experiment
+
+_EXPERIMENT_DESCRIPTION = (
+    "newsclf training runs: topic and military/diplomatic tone classifiers, one run per `newsclf train`; "
+    "each registered version's description is its model card."
+)
 
 
 @dataclass(frozen=True)
@@ -39,14 +47,28 @@ class TrainResult:
 
 
 def train(
-    config: ExperimentConfig, tracking_uri: str, progress: Callable[[str], None] = lambda message: None
+    config: ExperimentConfig,
+    tracking_uri: str,
+    progress: Callable[[str], None] = lambda message: None,
+    resume: str | None = None,
 ) -> TrainResult:
     """Fit, evaluate, log and register topic and tone models for one experiment.
 
     The store is checked first (and runs of this experiment whose process died are marked
     KILLED), then the data; problems with either are raised before any run starts. Anything that
     fails after that marks the MLflow run FAILED and leaves no complete version registered.
+    With ``[fit] mode = "streaming"`` the data is streamed instead (train/streaming.py), and
+    ``resume`` continues that killed run from its last checkpoint.
     """
+    if config.fit.mode == "streaming":
+        from train.streaming import train_streaming
+
+        return train_streaming(config, tracking_uri, progress, resume)
+    if resume:
+        raise NewsclfError(
+            f"--resume continues a streaming run; experiment {config.name} trains in memory "
+            '(set [fit] mode = "streaming" or drop --resume)'
+        )
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -73,12 +95,10 @@ def train(
     )
 
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(config.tracking.experiment)
-    with mlflow.start_run(run_name=config.name) as run, liveness(tracking_uri, run.info.run_id):
+    use_experiment(config.tracking.experiment, _EXPERIMENT_DESCRIPTION)
+    with mlflow.start_run(run_name=run_name(config)) as run, liveness(tracking_uri, run.info.run_id):
         mlflow.log_params(flatten(config))
-        mlflow.set_tags(
-            {"git_commit": git_commit(), "data_fingerprint": report.fingerprint, "data_source": report.source}
-        )
+        mlflow.set_tags(run_tags(config, report))
         log_data_report(splits, config.data)
 
         metadata = {"experiment": config.name, "run_id": run.info.run_id}
@@ -87,17 +107,29 @@ def train(
             model.metadata.update(metadata)
         else:
             model = fit_model(config, splits.train, splits.has_tone, clock.step, metadata)
+        clock.step(f"calibrating probabilities ({', '.join(config.calibration.methods)}) by cross-fitting on train")
+        calibration = calibrate(model, config.calibration, splits.train, splits.validation, config.seed)
+        _log_calibration(calibration, clock)
+        uncalibrated_model, model = model, calibration.model
         clock.step("evaluating on validation and test")
         scored = model  # validation scores and promotion judge the model that never saw validation
         if refit:
-            metrics = _evaluate_and_log(model, {"validation": splits.validation})
+            parts = {"validation": splits.validation}
+            metrics = _evaluate_and_log(model, parts) | log_before_after(uncalibrated_model, model, parts)
             clock.step("refitting the best candidate on train + validation")
-            model = fit_model(
-                config, splits.train.concat(splits.validation), splits.has_tone, clock.step, metadata | {"refit": True}
+            refit_articles = splits.train.concat(splits.validation)
+            uncalibrated_model = fit_model(
+                config, refit_articles, splits.has_tone, clock.step, metadata | {"refit": True}
             )
-            metrics |= _evaluate_and_log(model, {"test": splits.test})
+            model = calibrate(
+                uncalibrated_model, config.calibration, refit_articles, None, config.seed, calibration.methods
+            ).model
+            parts = {"test": splits.test}
+            metrics |= _evaluate_and_log(model, parts) | log_before_after(uncalibrated_model, model, parts)
         else:
-            metrics = _evaluate_and_log(model, {"validation": splits.validation, "test": splits.test})
+            parts = {"validation": splits.validation, "test": splits.test}
+            metrics = _evaluate_and_log(model, parts) | log_before_after(uncalibrated_model, model, parts)
+        log_explanation_pages(scored, splits.validation, run.info.run_id)
         clock.step("logging the model")
         info = log_model(model, splits.validation.texts[:2])
         # The number promotion ranks by, from the very metrics just logged (train.metrics defines both).
@@ -112,6 +144,10 @@ def train(
         clock.step(f"comparing version {version} with @{config.tracking.champion_alias}")
         promotion = promote(scored, version, splits, config, tracking_uri)
         _log_promotion(promotion, name, version, tracking_uri)
+        clock.step("writing the model card")
+        card = model_card(name, version, config, splits, scored, model, promotion, run.info.run_id)
+        mlflow.log_text(card, CARD_ARTIFACT)
+        describe(name, version, card)
         mlflow.set_tags({"registered_version": version, "promoted": str(promotion.promoted).lower()})
     clock.step(
         f"done: {name} version {version}"
@@ -124,6 +160,24 @@ def train(
     return TrainResult(
         run.info.run_id, name, version, promotion.promoted, metrics | {"validation_score": score}, promotion.reason
     )
+
+
+def _log_calibration(calibration: Calibration, clock: _Clock) -> None:
+    """The method kept per output as params and tags, each candidate's validation log loss as metrics."""
+    import mlflow
+
+    mlflow.log_params(calibration.params())
+    mlflow.set_tags(
+        calibration.params() | {f"calibration.note.{task}": note for task, note in calibration.notes.items()}
+    )
+    mlflow.log_metrics(
+        {
+            f"validation_{task}_log_loss_{method}": loss
+            for task, losses in calibration.validation_log_loss.items()
+            for method, loss in losses.items()
+        }
+    )
+    clock.step("calibration kept: " + ", ".join(f"{task} {method}" for task, method in calibration.methods.items()))
 
 
 def _log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: str) -> None:
@@ -194,27 +248,107 @@ def _fit_task(config: ExperimentConfig, task: str, texts: list[str], labels: lis
 
 
 def _search(config: ExperimentConfig, splits: Splits, clock: _Clock) -> tuple[ExperimentConfig, NewsClassifier]:
-    """Fit every grid candidate on train, score it on validation in a nested run; return the best and its model."""
+    """Fit every grid candidate on train, score it on validation in a nested run; return the best and its model.
+
+    Candidates are fitted through joblib: one after another here, or all at once on the Dask cluster that
+    ``newsclf train --cluster`` opens (train.cluster). Either way each nested run is logged from this process.
+    """
+    import joblib
     import mlflow
 
+    from train.cluster import candidate_backend
+
     candidates = search_candidates(config)
+    if config.search.origins:
+        return _rolling_search(config, candidates, splits, clock)
     best_score, best, best_model = -1.0, candidates[0], None
-    for number, (overrides, candidate) in enumerate(candidates, start=1):
-        clock.step(f"search candidate {number}/{len(candidates)}: {overrides}")
-        with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
-            mlflow.log_params(overrides)
-            model = fit_model(candidate, splits.train, splits.has_tone)
-            scores = model_scores(model, splits.validation)
-            score = selection_score(scores)
-            mlflow.log_metrics(
-                {f"validation_{task}_macro_f1": value for task, value in scores.items()} | {"validation_score": score}
-            )
-        if score > best_score:
-            best_score, best, best_model = score, (overrides, candidate), model
+    with candidate_backend():
+        fitted = joblib.Parallel(return_as="generator")(
+            joblib.delayed(_fit_candidate)(candidate, splits.train, splits.validation, splits.has_tone)
+            for _, candidate in candidates
+        )
+        for number, (overrides, candidate) in enumerate(candidates, start=1):
+            clock.step(f"search candidate {number}/{len(candidates)}: {overrides}")
+            model, scores = next(fitted)
+            with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
+                mlflow.log_params(overrides)
+                score = selection_score(scores)
+                mlflow.log_metrics(
+                    {f"validation_{task}_macro_f1": value for task, value in scores.items()}
+                    | {"validation_score": score}
+                )
+            if score > best_score:
+                best_score, best, best_model = score, (overrides, candidate), model
     mlflow.log_params({f"search.best.{key}": value for key, value in best[0].items()})
     mlflow.log_metric("search_best_validation_score", best_score)
     clock.step(f"best candidate: {best[0]} (validation score {best_score:.4f})")
     return best[1], best_model
+
+
+def _rolling_search(
+    config: ExperimentConfig, candidates: list, splits: Splits, clock: _Clock
+) -> tuple[ExperimentConfig, NewsClassifier]:
+    """``_search`` with rolling-origin folds (train.rolling): each candidate fitted and scored once per
+    fold, ranked by its mean score, the narrowest within the best one's spread kept and fitted on train."""
+    import joblib
+    import mlflow
+
+    from train.cluster import candidate_backend
+    from train.rolling import choose, rolling_folds
+
+    folds = rolling_folds(splits.train.concat(splits.validation), config.search.origins)
+    clock.step(
+        "rolling-origin folds: "
+        + ", ".join(f"<= {fold.origin}: {len(fold.fit)} fit / {len(fold.scored)} scored" for fold in folds)
+    )
+    ranked = []
+    with candidate_backend():
+        fitted = joblib.Parallel(return_as="generator")(
+            joblib.delayed(_rolling_candidate)(candidate, folds, splits.has_tone) for _, candidate in candidates
+        )
+        for number, (overrides, _) in enumerate(candidates, start=1):
+            clock.step(f"search candidate {number}/{len(candidates)}: {overrides}")
+            found = next(fitted)
+            ranked.append(found)
+            with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
+                mlflow.log_params(overrides)
+                mlflow.log_metrics(
+                    {f"fold_{fold.origin}_score": score for fold, score in zip(folds, found.scores)}
+                    | {"validation_score": found.mean, "validation_score_spread": found.spread, "width": found.width}
+                )
+    kept = choose(ranked)
+    overrides, best = candidates[kept]
+    top = max(ranked, key=lambda candidate: candidate.mean)
+    mlflow.log_params({f"search.best.{key}": value for key, value in overrides.items()})
+    mlflow.log_metrics(
+        {"search_best_validation_score": ranked[kept].mean, "search_best_validation_score_spread": ranked[kept].spread}
+    )
+    clock.step(
+        f"kept candidate {kept + 1}: {overrides} (mean {ranked[kept].mean:.4f} +- {ranked[kept].spread:.4f}, "
+        f"{ranked[kept].width} features; top mean {top.mean:.4f} +- {top.spread:.4f}); fitting it on train"
+    )
+    return best, fit_model(best, splits.train, splits.has_tone, clock.step)
+
+
+def _rolling_candidate(candidate: ExperimentConfig, folds: list, has_tone: bool):
+    """One candidate's selection score on each rolling-origin fold, and its width on the last (largest) fold."""
+    from train.rolling import Ranked
+
+    scores = []
+    for fold in folds:
+        model = fit_model(candidate, fold.fit, has_tone and any(tone is not None for tone in fold.fit.tones))
+        scores.append(selection_score(model_scores(model, fold.scored)))
+    width = sum(classifier_of(pipeline).n_features_in_ for pipeline in model.pipelines.values())
+    return Ranked(tuple(scores), width)
+
+
+def _fit_candidate(
+    candidate: ExperimentConfig, train: Articles, validation: Articles, has_tone: bool
+) -> tuple[NewsClassifier, dict[str, float]]:
+    """One search candidate fitted on ``train`` and its scores on ``validation``: a task of its own, so that
+    a cluster can run it (and score it, rather than ship the validation predictions back)."""
+    model = fit_model(candidate, train, has_tone)
+    return model, model_scores(model, validation)
 
 
 class _Clock:

@@ -3,10 +3,8 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 import sklearn
 
 from newsclf.loading import load_model
-from tests.helpers import corpus_slice, small_config, write_jsonl
+from tests.helpers import corpus_slice, free_port, small_config, wait_until_answering, write_jsonl
 from train.training import train
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -92,12 +90,6 @@ def test_python_api_cli_and_pyfunc_agree(store, tmp_path):
     assert json.loads(explained["paragraph_tones"][0]) == model.paragraph_tones(ARTICLES[0])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _post(url: str, payload: dict) -> dict:
     request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -105,7 +97,7 @@ def _post(url: str, payload: dict) -> dict:
 
 
 def test_make_serve_answers_invocations_like_the_python_api(store, tmp_path):
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen(
         ["make", "--no-print-directory", "serve", f"TRACKING_URI={store}", f"MODEL={MODEL_URI}", f"SERVE_PORT={port}"],
@@ -115,15 +107,7 @@ def test_make_serve_answers_invocations_like_the_python_api(store, tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "the server did not start: " + (tmp_path / "serve.log").read_text()
-                time.sleep(1)
+        wait_until_answering(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log", 180)
         answer = _post(
             f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"text": text} for text in ARTICLES]}
         )

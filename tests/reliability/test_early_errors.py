@@ -62,3 +62,26 @@ def test_the_store_is_checked_before_the_data_is_read(tmp_path, capsys, monkeypa
     assert main(["train", "--tracking-uri", f"sqlite:///{tmp_path}/missing/m.db"]) == 2
     assert f"folder {tmp_path}/missing does not exist" in _errors(capsys)[0]
     assert not (tmp_path / "missing").exists()
+
+
+def test_an_unreachable_server_is_named_as_such_when_loading_a_model(capsys):
+    argv = ["predict", "--model", "models:/news-classifier@champion", "--tracking-uri", "http://127.0.0.1:9"]
+    assert main([*argv, "/dev/null"]) == 2
+    assert "tracking store http://127.0.0.1:9 is unreachable while looking up" in _errors(capsys)[0]
+
+
+def test_quiet_silences_mlflow_and_version_is_printed(capsys):
+    import logging
+
+    from train.cli import _progress
+
+    mlflow_logger = logging.getLogger("mlflow")
+    before = mlflow_logger.level
+    try:
+        _progress(quiet=True)("not shown")
+        assert mlflow_logger.getEffectiveLevel() >= logging.WARNING
+    finally:
+        mlflow_logger.setLevel(before)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("newsclf ")

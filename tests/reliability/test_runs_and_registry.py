@@ -79,7 +79,7 @@ def test_a_run_killed_mid_training_is_found_and_ended_not_left_running(tmp_path,
     assert run.info.status == "RUNNING"
     code, lines = _doctor(store, capsys=capsys)
     assert code == 3 and lines == [
-        f"found: stale run {run.info.run_id} (default, experiment {experiment.experiment_id}): "
+        f"found: stale run {run.info.run_id} ({run.info.run_name}, experiment {experiment.experiment_id}): "
         f"process {process.pid} on {os.uname().nodename} is gone"
     ]
     assert _doctor(store, "--fix", capsys=capsys)[0] == 0

@@ -106,3 +106,14 @@ def test_normalised_confusion_and_reliability_figures_are_written(tmp_path):
         tmp_path / "rel.png"
     )
     assert (tmp_path / "cm.png").stat().st_size > 1000 and (tmp_path / "rel.png").stat().st_size > 1000
+
+
+def test_empty_confusion_cells_are_blank_and_the_reliability_legend_covers_no_data():
+    figure = prediction_confusion_figure(["a", "b", "b"], ["a", "a", "b"], ["a", "b", "c"], "t")
+    cells = [text.get_text() for text in figure.axes[0].texts]
+    assert cells == ["1", "", "", "1", "1", "", "", "", ""]
+    figure = reliability_figure(calibration_bins(np.array([0.15, 0.95, 0.9]), np.array([1, 1, 0])), "t")
+    figure.canvas.draw()
+    (legend,) = figure.legends
+    legend_box = legend.get_window_extent()
+    assert not any(legend_box.overlaps(axes.get_window_extent()) for axes in figure.axes)

@@ -40,7 +40,7 @@ def test_a_champion_crowned_meanwhile_is_the_one_compared_against(champion_store
     monkeypatch.setattr(promotion, "_champion", stale_first_read)
     second = train(config, uri)
     assert len(calls) == 2 and not second.promoted and _champion_version(uri) == "1"
-    assert second.promotion_reason.startswith(f"{NO_DIFFERENCE} than version 1")
+    assert second.promotion_reason.startswith(f"{NO_DIFFERENCE} from version 1")
 
 
 def test_a_candidate_that_trained_on_the_champions_validation_articles_is_not_promoted(champion_store):

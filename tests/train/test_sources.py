@@ -92,3 +92,12 @@ def test_an_unreadable_data_file_is_one_line_before_datasets_reads_it(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"train.sources.SourceError: {data}: permission denied; make it readable for this user (chmod u+r)"
     )
+
+
+def test_a_local_file_leaves_no_arrow_copy_in_the_hugging_face_cache(tmp_path, monkeypatch):
+    hf_cache = tmp_path / "hf"
+    hf_cache.mkdir()
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", hf_cache)
+    data = write_jsonl(tmp_path / "fresh.jsonl", ROWS)
+    assert read_dataset(str(data))["text"] == [row["text"] for row in ROWS]
+    assert not [path for path in hf_cache.rglob("*") if path.is_file()]

@@ -66,6 +66,7 @@ def test_liveness_tags_the_run_and_keeps_its_heartbeat_until_the_block_ends(stor
     assert client.get_run(run_id).data.tags[HEARTBEAT_TAG] == "123"  # the heartbeat stopped with the block
 
 
+@pytest.mark.slow
 def test_a_training_marks_the_stale_runs_of_its_experiment_killed_before_it_starts(tmp_path, small_corpus):
     from tests.helpers import small_config
     from train.training import train

@@ -1,5 +1,6 @@
 """Training against a throwaway SQLite MLflow store."""
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -17,8 +18,9 @@ from train.training import train
 
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory):
-    """One training into one store, shared by the tests that only read it (and the tie test)."""
-    return train_into_new_store(tmp_path_factory.mktemp("shared"))
+    """One training into one store, shared by the tests that only read it (and the tie test); the one
+    training of the fast suite that calibrates, as `make train` does."""
+    return train_into_new_store(tmp_path_factory.mktemp("shared"), calibration={"methods": ["sigmoid", "temperature"]})
 
 
 def _client(tracking_uri):
@@ -33,7 +35,7 @@ def test_first_version_is_registered_and_becomes_champion(shared_store):
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["features.char.ngram_range"] == "[3, 4]"
-    assert len(run.data.tags["data_fingerprint"]) == 64 and run.data.tags["git_commit"]
+    assert len(run.data.tags["data_fingerprint"]) == 64 and run.data.tags["mlflow.source.git.commit"]
     for name in ("accuracy", "macro_f1", "log_loss", "f1_sports"):
         assert f"test_topic_{name}" in run.data.metrics
     assert {"validation_tone_f1_military", "test_tone_macro_f1"} <= set(run.data.metrics)
@@ -100,6 +102,7 @@ def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
     assert metrics["validation_score"] == pytest.approx(logged, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_promotion_follows_the_verdict_not_the_raw_score(small_corpus, tracking_uri, monkeypatch):
     assert train(small_config(small_corpus), tracking_uri).promoted
 
@@ -147,6 +150,7 @@ def test_unreachable_tracking_server_is_a_clear_error(small_corpus, monkeypatch)
         train(small_config(small_corpus), "http://127.0.0.1:9")
 
 
+@pytest.mark.slow
 def test_data_without_tone_trains_topic_only_and_logs_the_data_report(tmp_path, small_corpus, tracking_uri):
     rows = [
         {k: v for k, v in row.items() if k != "tone"}
@@ -169,6 +173,7 @@ def test_data_without_tone_trains_topic_only_and_logs_the_data_report(tmp_path, 
     assert summary["duplicates_removed"] == 1 and set(summary["splits"]) == {"train", "validation", "test"}
 
 
+@pytest.mark.slow
 def test_search_logs_each_candidate_as_a_nested_run_and_refits_the_best(small_corpus, tracking_uri):
     config = small_config(small_corpus, search={"grid": {"topic.C": [0.001, 20.0]}, "refit": True})
     result = train(config, tracking_uri)
@@ -181,3 +186,39 @@ def test_search_logs_each_candidate_as_a_nested_run_and_refits_the_best(small_co
     assert parent.data.metrics["search_best_validation_score"] == best.data.metrics["validation_score"]
     assert load_model(f"models:/test-model/{result.version}", tracking_uri=tracking_uri).metadata["refit"] is True
     assert "validation_topic_macro_f1" in result.metrics and "test_topic_macro_f1" in result.metrics
+
+
+def test_the_run_the_experiment_and_the_version_describe_themselves(shared_store, capsys):
+    from train.cli import main
+
+    config, tracking_uri, result = shared_store
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    run = client.get_run(result.run_id)
+    # A name that says which experiment, when and which settings; the code version as MLflow names it.
+    assert re.fullmatch(r"test-\d{8}-\d{6}-[0-9a-f]{6}", run.info.run_name)
+    assert re.fullmatch(r"[0-9a-f]{40}", run.data.tags["mlflow.source.git.commit"])
+    assert run.data.tags["newsclf.git_dirty"] in ("true", "false")
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # The version's description is its model card, also logged with the run and printed by `newsclf card`.
+    version = client.get_model_version("test-model", "1")
+    assert version.description.startswith("# test-model version 1\n")
+    assert (
+        "| topic | validation |" in version.description and "## Known limits and failure modes" in version.description
+    )
+    assert "newsclf.load_model" in client.get_registered_model("test-model").description
+    assert main(["card", "--model", "models:/test-model@champion", "--tracking-uri", tracking_uri]) == 0
+    assert capsys.readouterr().out == version.description
+    # Calibrated as `make train` calibrates: ECE and log loss before and after, and the diagrams.
+    assert {"test_topic_ece", "test_topic_ece_uncalibrated", "validation_tone_log_loss_uncalibrated"} <= set(
+        run.data.metrics
+    )
+    assert "topic/reliability_test.png" in {a.path for a in client.list_artifacts(result.run_id, "topic")}
+    # The logged model pins every library the served package imports.
+    requirements = Path(
+        mlflow.artifacts.download_artifacts(
+            "models:/test-model/1/requirements.txt", tracking_uri=tracking_uri, registry_uri=tracking_uri
+        )
+    )
+    pinned = {line.split("==")[0] for line in requirements.read_text().split() if "==" in line}
+    assert {"scikit-learn", "pandas", "numpy", "scipy", "joblib"} <= pinned

@@ -1,0 +1,280 @@
+"""Streaming training: config, batch reading of every source kind, bad rows, epochs, checkpoints and resume."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from newsclf.errors import NewsclfError
+from tests.helpers import corpus_slice, write_jsonl
+from train import streaming
+from train.config import ConfigError, config_from_dict
+from train.data import DataError, load_articles
+
+FIT = {"mode": "streaming", "batch_size": 16, "shuffle_buffer": 32, "epochs": 3, "n_features": 2**10}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One SQLite store for this module's trainings (a new store costs seconds); each test uses its own names."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+def _config(source, name: str = "stream-test", **sections):
+    raw = {
+        "name": name,
+        "seed": 0,
+        "data": {"source": str(source)},
+        "features": {"char": {"ngram_range": [3, 4]}},
+        "fit": dict(FIT),
+        "tracking": {"experiment": name, "registered_model": f"{name}-model"},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return config_from_dict(raw)
+
+
+def _rows_read(config) -> list[tuple]:
+    return [
+        row
+        for rows in streaming.read_rows(config)
+        for row in zip(rows.positions, rows.ids, rows.texts, rows.topics, rows.tones)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fit", "message"),
+    [
+        ({"mode": "online"}, "mode must be one of"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"n_features": 100}, "n_features must be between"),
+        ({"batch_size": 500, "shuffle_buffer": 100}, "must hold at least one batch"),
+        ({"skip_bad_rows": "yes"}, "fit.skip_bad_rows must be true or false"),
+    ],
+)
+def test_fit_settings_are_validated(fit, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"name": "x", "fit": fit})
+
+
+def test_streaming_refuses_a_search():
+    with pytest.raises(ConfigError, match="remove \\[search\\]"):
+        config_from_dict({"name": "x", "fit": {"mode": "streaming"}, "search": {"grid": {"topic.C": [1, 2]}}})
+
+
+def test_the_default_experiment_still_trains_in_memory():
+    assert config_from_dict({"name": "x"}).fit.mode == "in_memory"
+
+
+def _write_source(kind: str, folder: Path, items: list[dict]) -> str:
+    import datasets
+
+    if kind == "jsonl":
+        return str(write_jsonl(folder / "items.jsonl", items))
+    if kind == "glob":
+        write_jsonl(folder / "part-1.jsonl", items[:13])
+        write_jsonl(folder / "part-2.jsonl", items[13:])
+        return str(folder / "part-*.jsonl")
+    table = datasets.Dataset.from_list([{**item, "tone": item["tone"] or ""} for item in items])
+    if kind == "csv":
+        path = folder / "items.csv"
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(items[0]))
+            writer.writeheader()
+            writer.writerows({**item, "tone": item["tone"] or ""} for item in items)
+        return str(path)
+    if kind == "parquet":
+        table.to_parquet(folder / "items.parquet")
+        return str(folder / "items.parquet")
+    table.save_to_disk(folder / "saved")
+    return str(folder / "saved")
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "parquet", "disk", "glob"])
+def test_every_source_kind_is_read_in_batches_as_loading_reads_it(kind, tmp_path):
+    items = corpus_slice(3)
+    source = _write_source(kind, tmp_path, items)
+    config = _config(source)
+    read = _rows_read(config)
+    reference_source = source if kind != "glob" else str(write_jsonl(tmp_path / "all.jsonl", items))
+    expected, _, _ = load_articles(_config(reference_source).data)
+    assert [row[0] for row in read] == list(range(len(items)))
+    assert [row[1:] for row in read] == list(zip(expected.ids, expected.texts, expected.topics, expected.tones))
+
+
+def test_a_bad_row_names_its_file_and_row_or_is_skipped_and_counted(tmp_path):
+    items = corpus_slice(3)
+    items[6] = {**items[6], "topic": "weather"}
+    source = write_jsonl(tmp_path / "items.jsonl", items)
+    with pytest.raises(DataError, match=r"items\.jsonl: row 7 \(id .*\): topic 'weather' is not in data.topic_labels"):
+        _rows_read(_config(source))
+    config = _config(source, fit={"skip_bad_rows": True})
+    scanned = streaming.scan(config, lambda message: None)
+    assert scanned.bad_rows == 1 and "row 7" in scanned.bad_examples[0]
+    assert len(scanned.split) == len(items) - 1
+
+
+def test_a_broken_json_line_is_named(tmp_path):
+    source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(3))
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    source.write_text("".join(lines[:20] + ['{"text": "cut off\n'] + lines[20:]), encoding="utf-8")
+    with pytest.raises(streaming.StreamingError, match=r"items\.jsonl: line 21 is not valid JSON"):
+        _rows_read(_config(source))
+
+
+def test_scan_removes_copies_before_splitting(tmp_path):
+    items = corpus_slice(3)
+    copies = [{**items[0], "id": "copy-1"}, {**items[4], "id": "copy-2", "text": items[4]["text"] + " Read more."}]
+    source = write_jsonl(tmp_path / "items.jsonl", items + copies)
+    scanned = streaming.scan(_config(source), lambda message: None)
+    assert scanned.report.duplicates_removed == 2
+    assert (scanned.split[-2:] == streaming._DROPPED).all() and (scanned.split[:-2] != streaming._DROPPED).all()
+
+
+def test_epochs_stop_early_when_validation_does_not_improve(tmp_path, store):
+    import mlflow
+
+    # A huge alpha keeps the weights at zero, so no epoch after the first scores better.
+    config = _config(
+        write_jsonl(tmp_path / "items.jsonl", corpus_slice(6)),
+        topic={"kind": "sgd_logistic", "alpha": 100.0},
+        tone={"kind": "sgd_logistic", "alpha": 100.0},
+        fit={"epochs": 6, "patience": 2},
+    )
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("early-stop")
+    with mlflow.start_run() as run:
+        scanned = streaming.scan(config, lambda message: None)
+        (_, cleaner), (_, features) = streaming.build_hashed_steps(config.features, config.fit.n_features)
+        held_out = streaming._count(config, scanned, features, cleaner, lambda message: None)
+        classifiers = streaming._new_classifiers(config, scanned, has_tone=True)
+        state = streaming._State(0, classifiers, copy.deepcopy(classifiers))
+        messages: list[str] = []
+        streaming._fit_epochs(config, scanned, features, cleaner, state, held_out["validation"], messages.append)
+    assert (state.epoch, state.best_epoch) == (3, 1)
+    assert any(message.startswith("epoch 1/6: ") and "/s, ETA " in message for message in messages)
+    assert "stopped early: no better validation score for 2 epochs" in messages
+    history = mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, "epoch_validation_score")
+    assert [metric.step for metric in history] == [1, 2, 3]
+    assert set(classifiers) == {"topic", "tone", "tone_applies"}
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_into_the_same_run(tmp_path, monkeypatch, store):
+    from mlflow.tracking import MlflowClient
+
+    from newsclf import load_model
+    from train.training import train
+
+    uri = store
+    config = _config(
+        write_jsonl(tmp_path / "items.jsonl", corpus_slice(8)), "resume", fit={"epochs": 3, "patience": 3}
+    )
+    save_checkpoint = streaming._checkpoint
+
+    def checkpoint_then_die(state):
+        save_checkpoint(state)
+        if state.epoch == 2:
+            raise RuntimeError("killed after epoch 2")
+
+    monkeypatch.setattr(streaming, "_checkpoint", checkpoint_then_die)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(config, uri)
+    client = MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("resume").experiment_id])
+    assert run.info.status == "FAILED" and not client.search_model_versions("name='resume-model'")
+
+    monkeypatch.setattr(streaming, "_checkpoint", save_checkpoint)
+    other = dataclasses.replace(config, topic=dataclasses.replace(config.topic, alpha=0.5))
+    with pytest.raises(NewsclfError, match="was trained with other settings"):
+        train(other, uri, resume=run.info.run_id)
+    result = train(config, uri, resume=run.info.run_id)
+    assert result.run_id == run.info.run_id
+    steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "epoch_validation_score")]
+    assert steps == [1, 2, 3]  # epoch 3 after the checkpoint of epoch 2; nothing trained twice
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+    model = load_model(result.model_uri, uri)
+    article = corpus_slice(5)[0]["text"]
+    assert model.predict(article)["topic"] in model.labels("topic")
+    terms = model.explain(article)["topic"]["terms"]
+    cleaned_words = article.lower()
+    assert terms and all(term["term"] in cleaned_words for term in terms)  # the article's own words and n-grams
+
+    with pytest.raises(NewsclfError, match="finished; there is nothing to resume"):
+        train(config, uri, resume=run.info.run_id)
+
+
+def test_resume_is_refused_for_unknown_runs_and_in_memory_experiments(tmp_path, store):
+    from train.training import train
+
+    uri = store
+    source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(3))
+    with pytest.raises(NewsclfError, match="not found in the tracking store"):
+        train(_config(source), uri, resume="0123456789abcdef")
+    with pytest.raises(NewsclfError, match="--resume continues a streaming run"):
+        train(_config(source, fit={"mode": "in_memory"}), uri, resume="0123456789abcdef")
+
+
+def test_a_bad_row_mid_stream_fails_the_run_and_registers_nothing(tmp_path, store):
+    from mlflow.tracking import MlflowClient
+
+    from train.training import train
+
+    items = corpus_slice(5)
+    items[40] = {**items[40], "text": 12345}
+    with pytest.raises(DataError, match=r"items\.jsonl: row 41 .*'text' \(data.text_column\) holds a int"):
+        train(_config(write_jsonl(tmp_path / "items.jsonl", items), "bad-row"), store)
+    client = MlflowClient(store)
+    [run] = client.search_runs([client.get_experiment_by_name("bad-row").experiment_id])
+    assert run.info.status == "FAILED" and not client.search_model_versions("name='bad-row-model'")
+
+
+@pytest.mark.slow
+def test_streaming_train_killed_resumed_then_predict(tmp_path):
+    """End to end through the command line: train, SIGKILL after the first checkpoint, --resume, predict."""
+    newsclf = str(Path(sys.executable).parent / "newsclf")
+    experiment = tmp_path / "stream.toml"
+    source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(60))
+    experiment.write_text(
+        f'[data]\nsource = "{source}"\n[fit]\nmode = "streaming"\nbatch_size = 32\nshuffle_buffer = 64\n'
+        'epochs = 30\npatience = 30\nn_features = 65536\n[tracking]\nexperiment = "e2e"\nregistered_model = "e2e"\n',
+        encoding="utf-8",
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [newsclf, "train", "--experiment", str(experiment), "--tracking-uri", uri]
+    log = tmp_path / "first.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=output, stderr=output)
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("**/checkpoints/checkpoint.joblib")):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    [checkpoint] = tmp_path.glob("**/checkpoints/checkpoint.joblib")
+    run_id = checkpoint.parents[2].name
+    resumed = subprocess.run(
+        [*command, "--resume", run_id, "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"(run {run_id})" in resumed.stdout
+    predicted = subprocess.run(
+        [newsclf, "predict", "--model", "models:/e2e/1", "--tracking-uri", uri],
+        input="Artillery shelled the port overnight as envoys met in Doha.",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["topic"]
