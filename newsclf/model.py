@@ -351,7 +351,7 @@ def _calibrated(inner, scores: np.ndarray) -> np.ndarray:
 def _as_texts(texts: Any) -> tuple[list[str], bool]:
     """The texts to score, and whether the caller passed a single text rather than a collection."""
     if isinstance(texts, (str, bytes, bytearray)) or texts is None or _is_missing(texts):
-        return [_as_text(texts)], True
+        return [as_text(texts)], True
     if isinstance(texts, Mapping):
         raise TypeError("predict takes a text or an iterable of texts, not a mapping; pass mapping['text']")
     if hasattr(texts, "columns"):  # a DataFrame: its text column, else its first column
@@ -361,11 +361,11 @@ def _as_texts(texts: Any) -> tuple[list[str], bool]:
     try:
         items = iter(texts)
     except TypeError:  # a number or another scalar: one text
-        return [_as_text(texts)], True
-    return [_as_text(item) for item in items], False
+        return [as_text(texts)], True
+    return [as_text(item) for item in items], False
 
 
-def _as_text(item: Any) -> str:
+def as_text(item: Any) -> str:
     """One input as text: missing values are empty, bytes are decoded leniently, anything else is str()."""
     if item is None or _is_missing(item):
         return ""

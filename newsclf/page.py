@@ -19,7 +19,7 @@ from typing import Any
 
 from newsclf._files import remove_temporary, temporary_beside
 from newsclf.cleaning import REMOVED_REPEAT, CleanedLine
-from newsclf.model import NewsClassifier, _as_text
+from newsclf.model import NewsClassifier, as_text
 from newsclf.steps import cleaner_of
 
 # What a page shows of one article at most: a 1 MB article still gives a page a browser opens at once.
@@ -106,7 +106,7 @@ def _article_section(
     model: NewsClassifier, text: Any, title: str, note: str, anchor: str, back: str = ""
 ) -> tuple[str, dict[str, Any]]:
     """The HTML section explaining one article, and its prediction."""
-    text = _as_text(text)
+    text = as_text(text)
     prediction = model.predict(text)
     explanation = model.explain(text, TOP_TERMS)
     shown, cut_inside_line = _shown_prefix(text)

@@ -158,12 +158,12 @@ def load_articles(
         if not text:
             report.skipped_empty += 1
             continue
-        topic = _map_label(raw_topic, "topic", config.topic_map, config.topic_drop, config.topic_labels, label)
+        topic = map_label(raw_topic, "topic", config.topic_map, config.topic_drop, config.topic_labels, label)
         if topic is None:
             dropped[str(raw_topic)] += 1
             continue
-        tone = _map_label(raw_tone, "tone", config.tone_map, config.tone_drop, config.tone_labels, label)
-        for values, value in zip(kept._columns(), (item_id, text, topic, tone, _iso_date(date))):
+        tone = map_label(raw_tone, "tone", config.tone_map, config.tone_drop, config.tone_labels, label)
+        for values, value in zip(kept._columns(), (item_id, text, topic, tone, iso_date(date))):
             values.append(value)
         split_values.append(split_value)
     report.dropped_by_label = dict(sorted(dropped.items()))
@@ -317,7 +317,7 @@ def _deduplicate(articles: Articles, config: DedupConfig, report: LoadReport) ->
     return found.keep
 
 
-def _iso_date(value: Any) -> str | None:
+def iso_date(value: Any) -> str | None:
     """Dates as ISO strings; datasets parses ISO dates in JSON into datetimes at midnight."""
     if value is None:
         return None
@@ -326,9 +326,11 @@ def _iso_date(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _map_label(
+def map_label(
     value: Any, task: str, mapping: dict[str, str], drop: tuple[str, ...], allowed: tuple[str, ...], where: str
 ) -> str | None:
+    """A row's ``task`` label after the experiment's map: None for no label or a dropped one; an error
+    naming ``where`` for a label that is neither allowed nor mapped."""
     if value is None or value == "":
         if task == "topic":
             raise DataError(f"{where}: no topic; every article needs one")

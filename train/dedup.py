@@ -12,7 +12,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from newsclf.cleaning import ArticleCleaner
 
-_WORD = re.compile(r"\w+")
+WORD = re.compile(r"\w+")
 # Shingles shared by more documents than this are stock phrases, not evidence of copying.
 _COMMON_SHINGLE_SHARE = 0.01
 _CHUNK = 2048
@@ -46,7 +46,7 @@ def find_duplicates(texts: list[str], threshold: float = 0.7, shingle_size: int 
     least ``threshold``. Groups are transitive (copies of copies join one group); the first
     article of each group, in input order, is kept.
     """
-    tokens = [_WORD.findall(text.casefold()) for text in ArticleCleaner().transform(texts)]
+    tokens = [WORD.findall(text.casefold()) for text in ArticleCleaner().transform(texts)]
     parent = list(range(len(texts)))
 
     def root(i: int) -> int:
@@ -90,9 +90,9 @@ def _similar_pairs(tokens: list[list[str]], threshold: float, size: int):
     """Pairs ``(i, j)``, i < j, of token lists whose shingle sets have Jaccard >= threshold."""
     if len(tokens) < 2:
         return
-    shingles = [_shingles(words, size) for words in tokens]
+    shingle_lists = [shingles(words, size) for words in tokens]
     vectorizer = CountVectorizer(analyzer=lambda items: items, binary=True, dtype=np.float32)
-    matrix = vectorizer.fit_transform(shingles).tocsr()
+    matrix = vectorizer.fit_transform(shingle_lists).tocsr()
     sizes = np.asarray(matrix.sum(axis=1)).ravel()
     document_frequency = np.asarray(matrix.sum(axis=0)).ravel()
     rare = document_frequency <= max(100, _COMMON_SHINGLE_SHARE * len(tokens))
@@ -107,7 +107,8 @@ def _similar_pairs(tokens: list[list[str]], threshold: float, size: int):
         yield from zip(rows[hits].tolist(), overlap.col[hits].tolist())
 
 
-def _shingles(words: list[str], size: int) -> list[str]:
+def shingles(words: list[str], size: int) -> list[str]:
+    """The word ``size``-grams of ``words``, or all of them as one when there are too few."""
     if len(words) <= size:
         return [" ".join(words)]
     return [" ".join(words[k : k + size]) for k in range(len(words) - size + 1)]

@@ -47,9 +47,9 @@ from train.data import (
     DataError,
     LoadReport,
     Splits,
-    _iso_date,
-    _map_label,
     checked_text,
+    iso_date,
+    map_label,
     require_columns,
 )
 from train.sources import SourceError, detect_format, read_dataset
@@ -209,12 +209,12 @@ def _parse_row(raw: dict, data: DataConfig, config: ExperimentConfig, where: str
     if not text:
         return None
     raw_topic = raw.get(data.topic_column)
-    topic = _map_label(raw_topic, "topic", data.topic_map, data.topic_drop, data.topic_labels, label)
+    topic = map_label(raw_topic, "topic", data.topic_map, data.topic_drop, data.topic_labels, label)
     if topic is None:
         return str(raw_topic)
     raw_tone = raw.get(data.tone_column) if data.tone_column else None
-    tone = _map_label(raw_tone, "tone", data.tone_map, data.tone_drop, data.tone_labels, label)
-    date = _iso_date(raw.get(data.date_column)) if data.date_column else None
+    tone = map_label(raw_tone, "tone", data.tone_map, data.tone_drop, data.tone_labels, label)
+    date = iso_date(raw.get(data.date_column)) if data.date_column else None
     split_value = raw.get(config.split.column) if config.split.mode == "column" else None
     if config.split.mode == "temporal":
         import datetime
@@ -328,7 +328,7 @@ def train_streaming(
     from train.promotion import promote
     from train.registry import log_model, register
     from train.tracking import connect, end_stale_runs, git_commit, liveness
-    from train.training import TrainResult, _log_promotion
+    from train.training import TrainResult, log_promotion
 
     review = [key for key in ("corrections", "label_issues") if str(getattr(config.data, key, "")).strip()]
     if review:
@@ -382,7 +382,7 @@ def train_streaming(
         empty = Articles([], [], [], [], [])
         splits = Splits(empty, held_out["validation"], held_out["test"], scanned.report, has_tone=has_tone)
         promotion = promote(model, version, splits, config, tracking_uri)
-        _log_promotion(promotion, name, version, tracking_uri)
+        log_promotion(promotion, name, version, tracking_uri)
         mlflow.set_tags({"registered_version": version, "promoted": str(promotion.promoted).lower()})
     progress(f"done: {name} version {version}" + ("" if promotion.promoted else f" not promoted: {promotion.reason}"))
     return TrainResult(

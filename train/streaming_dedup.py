@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from train.dedup import _WORD, _shingles
+from train.dedup import WORD, shingles
 
 _PERMUTATIONS = 64
 _BYTE_CHANCE = 1.0 / 256  # two different minima agree on their low byte this often
@@ -54,7 +54,7 @@ class StreamingDeduplicator:
     def add(self, cleaned_texts: list[str]) -> None:
         """Fingerprint the next articles, in data order."""
 
-        tokens = [_WORD.findall(text.casefold()) for text in cleaned_texts]
+        tokens = [WORD.findall(text.casefold()) for text in cleaned_texts]
         self._exact.append(
             np.array(
                 [
@@ -69,7 +69,7 @@ class StreamingDeduplicator:
         signatures = np.empty((len(tokens), _PERMUTATIONS), dtype=np.uint64)
         for i, words in enumerate(tokens):
             sketch = self._template.copy()
-            sketch.update_batch([shingle.encode() for shingle in _shingles(words, self.shingle_size)])
+            sketch.update_batch([shingle.encode() for shingle in shingles(words, self.shingle_size)])
             signatures[i] = sketch.hashvalues
         bands = signatures[:, : self._bands * self._rows].reshape(len(tokens), self._bands, self._rows)
         with np.errstate(over="ignore"):  # multiplication modulo 2**64 is the point

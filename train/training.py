@@ -143,7 +143,7 @@ def train(
         version = register(info.model_uri, name, tags)
         clock.step(f"comparing version {version} with @{config.tracking.champion_alias}")
         promotion = promote(scored, version, splits, config, tracking_uri)
-        _log_promotion(promotion, name, version, tracking_uri)
+        log_promotion(promotion, name, version, tracking_uri)
         clock.step("writing the model card")
         card = model_card(name, version, config, splits, scored, model, promotion, run.info.run_id)
         mlflow.log_text(card, CARD_ARTIFACT)
@@ -180,7 +180,7 @@ def _log_calibration(calibration: Calibration, clock: _Clock) -> None:
     clock.step("calibration kept: " + ", ".join(f"{task} {method}" for task, method in calibration.methods.items()))
 
 
-def _log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: str) -> None:
+def log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: str) -> None:
     """The verdict and its reason on the run and on the version, the comparison's numbers on the run."""
     import mlflow
     from mlflow.tracking import MlflowClient

@@ -215,10 +215,8 @@ def test_the_run_the_experiment_and_the_version_describe_themselves(shared_store
     )
     assert "topic/reliability_test.png" in {a.path for a in client.list_artifacts(result.run_id, "topic")}
     # The logged model pins every library the served package imports.
-    requirements = Path(
-        mlflow.artifacts.download_artifacts(
-            "models:/test-model/1/requirements.txt", tracking_uri=tracking_uri, registry_uri=tracking_uri
-        )
-    )
+    # Through this store's client: models:/ in download_artifacts reads the process-wide registry.
+    location = client.get_model_version_download_uri("test-model", "1")
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{location}/requirements.txt", tracking_uri=tracking_uri))
     pinned = {line.split("==")[0] for line in requirements.read_text().split() if "==" in line}
     assert {"scikit-learn", "pandas", "numpy", "scipy", "joblib"} <= pinned
