@@ -111,9 +111,15 @@ def log_articles_input(articles: Articles, data: DataConfig, report: LoadReport,
         }
     )
     name = f"{Path(report.source).stem}-{context}"
-    mlflow.log_input(
-        mlflow.data.from_pandas(frame, source=_dataset_source(data), name=name, targets="topic"), context=context
-    )
+    dataset = mlflow.data.from_pandas(frame, source=_dataset_source(data), name=name, targets="topic")
+    try:
+        mlflow.log_input(dataset, context=context)
+    except Exception as exc:  # MLflow's SQL store wraps the database's error in its own types
+        # Two trainings logging the same data into one experiment at once race in MLflow's store
+        # (check, then insert): the loser finds the winner's row on a second try.
+        if "UNIQUE constraint failed: datasets" not in str(exc):
+            raise
+        mlflow.log_input(dataset, context=context)
 
 
 def log_review_files(data: DataConfig, report: LoadReport) -> None:

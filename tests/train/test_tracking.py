@@ -81,3 +81,29 @@ def test_a_training_marks_the_stale_runs_of_its_experiment_killed_before_it_star
     train(config, uri, messages.append)
     assert client.get_run(dead).info.status == "KILLED"
     assert any(f"marked run {dead}" in message for message in messages)
+
+
+def test_a_dataset_another_training_logged_at_the_same_moment_is_linked_not_an_error(tracking_uri, monkeypatch):
+    from tests.helpers import as_articles, corpus_slice
+    from train.config import DataConfig
+    from train.data import LoadReport
+    from train.tracking import log_articles_input
+
+    real, calls = mlflow.log_input, []
+
+    def racing(dataset, context=None, **kwargs):
+        calls.append(context)
+        if len(calls) == 1:  # what MLflow's SQL store raises when the other training inserted it first
+            raise mlflow.exceptions.MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.name")
+        return real(dataset, context=context, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_input", racing)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("race")
+    report = LoadReport(source="/data/wire.jsonl", fingerprint="f" * 64, rows=3)
+    with mlflow.start_run() as run:
+        log_articles_input(as_articles(corpus_slice(1)[:3]), DataConfig(), report, "training")
+    assert calls == ["training", "training"]
+    assert [i.dataset.name for i in MlflowClient(tracking_uri).get_run(run.info.run_id).inputs.dataset_inputs] == [
+        "wire-training"
+    ]
