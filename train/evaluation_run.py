@@ -191,7 +191,6 @@ def _articles(
             f"{'' if training else ', default experiment: the model training run is unknown'})"
         )
     else:
-        _require_readable(Path(data))
         # The training run's column and label mapping applies to new data of the same shape, unless --set maps it.
         mapped = with_overrides(config, overrides).data if overrides else config.data
         articles, report, _ = load_articles(replace(mapped, source=data), tone_optional=True)
@@ -204,19 +203,6 @@ def _articles(
         seen = set(train.texts)
         context["overlap_with_training"] = sum(text in seen for text in articles.texts)
     return articles, context, training_labels
-
-
-def _require_readable(path: Path) -> None:
-    """Say what is wrong with a data file before the JSON reader gives a vaguer reason."""
-    if not path.is_file():
-        return  # load_articles names the missing file
-    try:
-        with open(path, "rb") as handle:
-            empty = not handle.read(1)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
-    if empty:
-        raise DataError(f"{path}: the file is empty; pass a JSON Lines file with one labelled article per line")
 
 
 def _context(candidate: _ModelRef, reference: _ModelRef | None, data: dict[str, Any]) -> dict[str, Any]:

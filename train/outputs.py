@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from newsclf._files import temporary_beside
 from newsclf.errors import NewsclfError
+from train.tracking import local_path
 
 
 @dataclass(frozen=True)
@@ -130,22 +129,11 @@ def _tracking_paths(tracking_uri: str, client) -> list[Path]:
     from mlflow.entities import ViewType
 
     paths = [Path("mlruns"), Path("mlartifacts")]
-    if tracking_uri.startswith("sqlite:///"):
-        store = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
-    else:
-        store = _local_path(tracking_uri)
+    store = local_path(tracking_uri)
     if store is not None:
         paths.append(store)
         if store.exists():  # a new SQLite store would be created by asking it
             for experiment in client.search_experiments(view_type=ViewType.ALL):
-                if (root := _local_path(experiment.artifact_location)) is not None:
+                if (root := local_path(experiment.artifact_location)) is not None:
                     paths.append(root)
     return [path.resolve() for path in paths]
-
-
-def _local_path(uri: str) -> Path | None:
-    """The folder a path or a file: URI names; None for a server (http:, s3:, mlflow-artifacts:, ...)."""
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme == "file" and not parsed.netloc:
-        return Path(urllib.request.url2pathname(parsed.path))
-    return Path(uri) if not parsed.scheme else None

@@ -30,7 +30,7 @@ from train.comparison import BETTER, NO_DIFFERENCE, WORSE, Comparison, compare_m
 from train.config import ExperimentConfig
 from train.data import Articles, DataError, Splits, load_articles, load_splits
 from train.registry import is_complete
-from train.tracking import run_config
+from train.tracking import local_path, run_config
 
 # How long a promotion waits for another one to finish before giving up.
 LOCK_TIMEOUT_SECONDS = 600.0
@@ -174,10 +174,5 @@ def _version_of(champion) -> str | None:
 
 def _local_store_folder(tracking_uri: str) -> Path | None:
     """The folder of a SQLite or file tracking store, where a lock file can live; None for a server."""
-    if tracking_uri.startswith("sqlite:///"):
-        return Path(tracking_uri.removeprefix("sqlite:///")).parent
-    if tracking_uri.startswith("file:"):
-        return Path(tracking_uri.removeprefix("file://").removeprefix("file:"))
-    if "://" not in tracking_uri:
-        return Path(tracking_uri)
-    return None
+    store = local_path(tracking_uri)
+    return store.parent if store is not None and tracking_uri.startswith("sqlite:///") else store

@@ -103,15 +103,18 @@ def _pick_split(loaded, split: str, where: str):
 
 
 def _require_readable(path: Path) -> None:
-    """Name a permission problem in one line, before datasets reports it as a generation error."""
+    """Name a permission problem or an empty file in one line, before datasets reports either as a
+    generation error."""
     try:
         if path.is_dir():
             next(path.iterdir(), None)
-        else:
-            with open(path, "rb"):
-                pass
+            return
+        with open(path, "rb") as handle:
+            empty = not handle.read(1)
     except PermissionError:
         raise SourceError(f"{path}: permission denied; make it readable for this user (chmod u+r)") from None
+    if empty:
+        raise SourceError(f"{path}: the file is empty; pass a file with one labelled article per line or row")
 
 
 def _check_utf8(path: Path) -> None:

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ def connect(tracking_uri: str) -> bool:
     from mlflow.tracking import MlflowClient
 
     if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        path = local_path(tracking_uri)
         if not path.parent.is_dir():
             raise NewsclfError(
                 f"tracking store {tracking_uri}: folder {path.parent} does not exist; "
@@ -51,6 +53,17 @@ def connect(tracking_uri: str) -> bool:
             f"tracking store {tracking_uri} is unreachable ({reason}); start it or pass --tracking-uri"
         ) from None
     return True
+
+
+def local_path(uri: str) -> Path | None:
+    """The file or folder a ``sqlite:///``, ``file:`` or plain-path URI names on this machine (a SQLite
+    store's database file); None for a server (http:, s3:, mlflow-artifacts:, ...)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///").split("?")[0])
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file" and not parsed.netloc:
+        return Path(urllib.request.url2pathname(parsed.path))
+    return Path(uri) if not parsed.scheme else None
 
 
 def git_commit() -> str:
