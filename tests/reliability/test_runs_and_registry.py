@@ -65,16 +65,21 @@ def _doctor(store: str, *flags: str, capsys) -> tuple[int, list[str]]:
 
 def test_a_run_killed_mid_training_is_found_and_ended_not_left_running(tmp_path, slice_file, capsys):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    process = _train(store, slice_file)
     client = MlflowClient(store)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait for its run to exist, then kill -9
-        experiment = client.get_experiment_by_name("news-classifier") if (tmp_path / "mlflow.db").exists() else None
+    # Create the store's tables before the training starts: two processes creating them at once race.
+    client.search_experiments()
+    process = _train(store, slice_file)
+    experiment = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:  # wait for its run, then kill -9
+        experiment = client.get_experiment_by_name("news-classifier")
         if experiment and client.search_runs([experiment.experiment_id]):
             break
         time.sleep(0.2)
+    alive = process.poll() is None
     process.send_signal(signal.SIGKILL)
-    _finish(process)
+    _, _, err = _finish(process)
+    assert alive and experiment, f"the training ended or never started a run before the kill:\n{err}"
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "RUNNING"
     code, lines = _doctor(store, capsys=capsys)
