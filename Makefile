@@ -9,9 +9,11 @@ TRACKING_URI ?= sqlite:///mlflow.db
 PORT ?= 5000
 MODEL ?= models:/news-classifier@champion
 SERVE_PORT ?= 5001
+# Bench results go to reports/bench (gitignored); PUBLISH=1 updates the tracked pages in bench/.
+BENCH_OUTPUT = $(if $(PUBLISH),bench,reports/bench)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train evaluate audit test test-slow lint format bench tune ui serve bench-serving explain clean
+.PHONY: help install train evaluate audit test test-slow lint format bench tune ui serve bench-scale bench-serving explain clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,12 +50,12 @@ format: $(BIN)/newsclf ## format the code and fix what ruff can fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(BIN)/newsclf ## ours vs peers on the real data (DATA=../shared/data, BENCH_EXPERIMENT=cep), results in bench/
+bench: $(BIN)/newsclf ## ours vs peers on the real data (DATA=../shared/data, BENCH_EXPERIMENT=cep), results in reports/bench/ (PUBLISH=1: bench/)
 	@$(BIN)/pip install --quiet -e '.[bench]' || echo "the fastText extra did not install: the bench runs and notes it"
-	$(BIN)/python -m bench run --data $(or $(DATA),../shared/data) --experiment $(BENCH_EXPERIMENT) --tracking-uri $(TRACKING_URI)
+	nice $(BIN)/python -m bench run --data $(or $(DATA),../shared/data) --experiment $(BENCH_EXPERIMENT) --tracking-uri $(TRACKING_URI) --output $(BENCH_OUTPUT)
 
-tune: $(BIN)/newsclf ## staged (coarse-to-fine) tuning on CEP 2010-2016 -> 2017 (DATA=../shared/data, PLAN=bench/tuning.toml), table in the plan's .md
-	$(BIN)/python -m bench tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(basename $(PLAN)).md --tracking-uri $(TRACKING_URI)
+tune: $(BIN)/newsclf ## staged tuning over rolling-origin CEP folds (DATA=../shared/data, PLAN=bench/tuning.toml), table in reports/bench/ (PUBLISH=1: beside the plan)
+	nice $(BIN)/python -m bench tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(if $(PUBLISH),$(basename $(PLAN)).md,reports/bench/$(notdir $(basename $(PLAN))).md) --tracking-uri $(TRACKING_URI)
 
 ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)
@@ -64,11 +66,11 @@ serve: $(BIN)/newsclf ## serve MODEL (default: the champion) on 127.0.0.1, POST 
 	@# mlflow starts uvicorn by name, so the venv must come first on PATH.
 	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI=$(TRACKING_URI) $(BIN)/mlflow models serve --model-uri $(MODEL) --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
-bench-scale: $(BIN)/newsclf ## streaming training on 100k / 300k / 1M synthetic CEP articles (DATA=../shared/data), table in bench/scale.md
-	nice $(BIN)/python -m bench scale --data $(or $(DATA),../shared/data) --output bench/scale.md
+bench-scale: $(BIN)/newsclf ## streaming training on 100k / 300k / 1M synthetic CEP articles (DATA=../shared/data), table in reports/bench/scale.md (PUBLISH=1: bench/)
+	nice $(BIN)/python -m bench scale --data $(or $(DATA),../shared/data) --output $(BENCH_OUTPUT)/scale.md
 
-bench-serving: $(BIN)/newsclf ## time MODEL's load, latency and throughput, results in reports/bench/serving.json
-	$(BIN)/python -m bench serving --model $(MODEL) --tracking-uri $(TRACKING_URI)
+bench-serving: $(BIN)/newsclf ## time MODEL's load, latency and throughput, results in reports/bench/serving.json (PUBLISH=1: bench/)
+	$(BIN)/python -m bench serving --model $(MODEL) --tracking-uri $(TRACKING_URI) --output $(BENCH_OUTPUT)
 
 # The article the project started from, beside it (see ../shared/seeds/README.md).
 SEED_ARTICLE = $(firstword $(wildcard ../shared/seeds/000_*.txt))

@@ -1,7 +1,7 @@
 """``python -m bench``: the research commands, run from the project folder.
 
-``run`` benchmarks ours against its peers on the real news, ``tune`` runs a staged tuning plan on
-the CEP time split, ``serving`` times a model's load, latency and throughput. Errors a user can
+``run`` benchmarks ours against its peers on the real news, ``tune`` runs a staged tuning plan over
+rolling-origin CEP folds, ``serving`` times a model's load, latency and throughput. Errors a user can
 fix are one line ``bench: error: ...`` with exit code 2, as for ``newsclf``.
 """
 
@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC
 
 from train.cli import TRACKING_HELP, positive_int, resolve_tracking_uri, run_command
 from train.paths import DEFAULT_MODEL_URI
+
+# Where every command writes by default: gitignored. The tracked pages in bench/ are written only
+# when asked (`make bench PUBLISH=1`, or --output bench/...).
+REPORTS = "reports/bench"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,16 +40,35 @@ def _parser() -> argparse.ArgumentParser:
         default="cep",
         help="experiment whose features, topic and tone settings are ours (default: cep)",
     )
-    run.add_argument("--output", default="bench", help="folder for results.md and results.json (default: bench)")
+    run.add_argument(
+        "--fast-experiment",
+        default="cep-fast",
+        help="the fast word-only profile compared beside ours; 'none' leaves it out (default: cep-fast)",
+    )
+    run.add_argument(
+        "--output",
+        default=REPORTS,
+        help=f"folder for results.md and results.json (default: {REPORTS}; `make bench PUBLISH=1` writes bench/)",
+    )
     run.add_argument("--tracking-uri", help=TRACKING_HELP)
     run.add_argument(
-        "--fasttext-seconds", type=int, default=30, help="time budget of each fastText autotune (default: 30)"
+        "--fasttext-epochs",
+        type=positive_int,
+        nargs="+",
+        help="fastText epochs tried (default: FASTTEXT_GRID in bench/peers.py, 5 10 25 50)",
     )
+    run.add_argument(
+        "--fasttext-lr",
+        type=_positive_float,
+        nargs="+",
+        help="fastText learning rates tried (default: FASTTEXT_GRID in bench/peers.py, 0.1 0.25 0.5 1.0)",
+    )
+    run.add_argument("--no-fasttext", action="store_true", help="leave fastText out")
     run.add_argument("--repeats", type=int, default=3, help="timings are medians of this many runs (default: 3)")
     run.set_defaults(handler=_run)
 
     tune = commands.add_parser(
-        "tune", help="staged (coarse-to-fine) tuning on the CEP time split (train 2010-2016, validate 2017)"
+        "tune", help="staged (coarse-to-fine) tuning on CEP over rolling-origin folds (the plan's origins)"
     )
     tune.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
     tune.add_argument(
@@ -53,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         help="TOML plan: base experiment and stages of values (default: bench/tuning.toml)",
     )
     tune.add_argument(
-        "--output", default="bench/tuning.md", help="Markdown table of every candidate (default: bench/tuning.md)"
+        "--output",
+        default=f"{REPORTS}/tuning.md",
+        help=f"Markdown table of every candidate (default: {REPORTS}/tuning.md; `make tune PUBLISH=1` writes "
+        "bench/tuning.md)",
     )
     tune.add_argument("--tracking-uri", help=TRACKING_HELP)
     tune.set_defaults(handler=_tune)
@@ -73,7 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     scale.add_argument("--epochs", type=positive_int, default=3, help="streaming epochs (default: 3)")
     scale.add_argument("--batch-size", type=positive_int, default=10_000, help="streaming batch size (default: 10000)")
-    scale.add_argument("--output", default="bench/scale.md", help="Markdown table (default: bench/scale.md)")
+    scale.add_argument(
+        "--output",
+        default=f"{REPORTS}/scale.md",
+        help=f"Markdown table (default: {REPORTS}/scale.md; `make bench-scale PUBLISH=1` writes bench/scale.md)",
+    )
     scale.set_defaults(handler=_scale)
 
     serving = commands.add_parser("serving", help="measure model load time, per-article latency and batch throughput")
@@ -84,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     serving.add_argument(
         "--runs", type=positive_int, default=5, help="runs per measurement; medians are reported (default: 5)"
     )
-    serving.add_argument("--output", default="reports/bench", help="folder for serving.json (default: reports/bench)")
+    serving.add_argument("--output", default=REPORTS, help=f"folder for serving.json (default: {REPORTS})")
     serving.set_defaults(handler=_serving)
 
     audit = commands.add_parser(
@@ -97,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--folds", type=positive_int, default=5, help="cross-validation folds (default: 5)")
     audit.add_argument(
         "--output",
-        default="reports/bench/audit.md",
-        help="Markdown page, a .json beside it (default: reports/bench/audit.md; bench/audit.md to update it)",
+        default=f"{REPORTS}/audit.md",
+        help=f"Markdown page, a .json beside it (default: {REPORTS}/audit.md; bench/audit.md to update it)",
     )
     audit.set_defaults(handler=_audit)
     return parser
@@ -122,14 +153,20 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data).resolve()
     require_data(data_dir)
     config = load_config(args.experiment)
+    fast_config = None if args.fast_experiment == "none" else load_config(args.fast_experiment)
+    grid = None if args.no_fasttext else _fasttext_grid(args.fasttext_epochs, args.fasttext_lr)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    results = run_benchmark(
-        data_dir, config, fasttext_seconds=args.fasttext_seconds, repeats=args.repeats, progress=_progress
-    )
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    results = run_benchmark(data_dir, config, fast_config, grid, repeats=args.repeats, progress=_progress)
+    results["run_seconds"] = {"wall": time.perf_counter() - wall, "cpu": _cpu_seconds() - cpu}
     about = {
-        "command": f"`python -m bench run --data {args.data} --experiment {args.experiment}`",
+        "command": f"`python -m bench run --data {args.data} --experiment {args.experiment} "
+        f"--fast-experiment {args.fast_experiment}`",
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}",
+        "time": f"{results['run_seconds']['wall'] / 60:.0f} min wall, "
+        f"{results['run_seconds']['cpu'] / 60:.0f} min CPU (this process and the fit workers that ended) "
+        "for the sections above",
     }
     markdown = results_markdown(results, about, recommended_toml(config))
     output = Path(args.output)
@@ -146,6 +183,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     for row in results["targets"]:
         print(f"{'met   ' if row['met'] else 'MISSED'} {row['target']}: {row['value']:.3f}")
+    for note in results["notes"]:
+        if note.startswith("fastText sanity check"):
+            print(note)
     print(
         f"written to {output / 'results.md'} and {output / 'results.json'}; "
         f"MLflow run {run_id} (experiment {BENCH_EXPERIMENT})"
@@ -156,13 +196,12 @@ def _run(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bench.datasets import cep_articles, cep_development_split
+    from bench.datasets import cep_articles
     from bench.tuning import load_plan, recommended_toml, staged_tuning, tuning_page
 
     plan = load_plan(args.plan)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    train, validation = cep_development_split(cep_articles(Path(args.data)))
-    result = staged_tuning(plan, train, validation, tracking_uri, _progress)
+    result = staged_tuning(plan, cep_articles(Path(args.data)), tracking_uri, _progress)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(tuning_page(result, plan, f"python -m bench tune --plan {args.plan}"), encoding="utf-8")
@@ -247,6 +286,29 @@ def _audit(args: argparse.Namespace) -> int:
         f"written to {output}"
     )
     return 0
+
+
+def _fasttext_grid(epochs: list[int] | None, rates: list[float] | None) -> dict[str, tuple]:
+    from bench.peers import FASTTEXT_GRID
+
+    return {"epoch": tuple(epochs or FASTTEXT_GRID["epoch"]), "lr": tuple(rates or FASTTEXT_GRID["lr"])}
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (fit workers)."""
+    import resource
+
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def _progress(message: str) -> None:

@@ -1,20 +1,25 @@
-"""Staged tuning: a coarse-to-fine hyperparameter search on the CEP time split, every candidate an MLflow run.
+"""Staged tuning: a coarse-to-fine hyperparameter search on CEP, every candidate an MLflow run.
 
-A plan (TOML) names a base experiment and a list of stages. Each stage varies a few config keys
-(dotted, as for ``newsclf train --set``) over a small grid around the best candidate so far and
-keeps the winner, so later stages refine what earlier ones found. Candidates are fitted on CEP
-2010-2016 and scored on 2017 only: the selection never sees a test set.
+A plan (TOML) names a base experiment, rolling-origin folds and a list of stages. Each stage varies
+a few config keys (dotted, as for ``newsclf train --set``) over a small grid around the kept
+candidate so far, so later stages refine what earlier ones found. Every candidate is fitted and
+scored on each rolling-origin fold (train.rolling: by default fit <= 2014 -> score 2015, <= 2015 ->
+2016, <= 2016 -> 2017), ranked by its mean score with the fold spread shown, and the candidate kept
+is the one :func:`train.rolling.choose` keeps: among those level with the best mean within the
+spread of their fold-by-fold gaps, the narrowest (fewest features its classifiers read, which
+prediction cost and artifact size grow with). The selection never sees a test set.
 
 This is research, not training's ``[search.grid]``: that one fits every combination of one grid
 as full models of one training run, to pick the model it registers; staged tuning explores many
 more settings cheaply (cached TF-IDF matrices, only the classifier refitted, no tone-applies
 model) to choose the settings an experiment file then fixes. Both score candidates the same
-way (:mod:`train.metrics`).
+way (:mod:`train.metrics`) and over folds defined once (:mod:`train.rolling`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 import statistics
 import time
@@ -30,13 +35,18 @@ from train.classifiers import KINDS, build_classifier
 from train.config import ConfigError, ExperimentConfig, flatten, load_config
 from train.data import Articles
 from train.metrics import selection_score
+from train.rolling import Fold, Ranked, choose, rolling_folds
 
 TUNING_EXPERIMENT = "newsclf-tuning"
 
 
+# The rolling-origin folds of a plan without ``origins``: those of experiments/cep-rolling.toml.
+DEFAULT_ORIGINS = ("2014-12-31", "2015-12-31", "2016-12-31")
+
+
 @dataclass(frozen=True)
 class StagedPlan:
-    """Where staged tuning starts and the stages it refines in order."""
+    """Where staged tuning starts, the folds it scores on and the stages it refines in order."""
 
     base: str
     stages: tuple[tuple[str, dict[str, tuple[Any, ...]]], ...]
@@ -44,37 +54,48 @@ class StagedPlan:
     # mean macro-F1 by about 0.002 (standard deviation), as much as close candidates differ.
     # Empty: the base's seed.
     seeds: tuple[int, ...] = ()
+    # Rolling-origin folds (train.rolling.rolling_folds): one fold per origin date.
+    origins: tuple[str, ...] = DEFAULT_ORIGINS
 
 
 @dataclass
 class Trial:
-    """One scored candidate: the overrides that define it on top of the base, and its validation scores."""
+    """One scored candidate: the overrides that define it on top of the base, and its scores over the folds."""
 
     stage: str
     overrides: dict[str, Any]
     config: ExperimentConfig
     scores: dict[str, float]
+    ranked: Ranked
 
     @property
     def score(self) -> float:
-        """The selection score (:func:`train.metrics.selection_score`): mean macro-F1 of the tasks on 2017."""
-        return self.scores["mean_macro_f1"]
+        """The selection score (:func:`train.metrics.selection_score`, mean macro-F1 of the tasks), averaged
+        over the folds."""
+        return self.ranked.mean
 
 
 @dataclass
 class StagedResult:
-    """Every trial in the order it ran, and the best one."""
+    """Every trial in the order it ran, the one kept and the one of highest mean."""
 
     trials: list[Trial] = field(default_factory=list)
 
     @property
     def best(self) -> Trial:
-        """The highest selection score; the earliest wins a tie (fewer changes from the base)."""
+        """The kept trial (:func:`train.rolling.choose`): the narrowest of those level with the highest mean
+        within the spread; a tie of width goes to the higher mean, then to the earlier trial."""
+        return self.trials[choose([trial.ranked for trial in self.trials])]
+
+    @property
+    def top(self) -> Trial:
+        """The trial of highest mean score; the earliest wins a tie."""
         return max(self.trials, key=lambda trial: trial.score)
 
 
 def load_plan(path: str | Path) -> StagedPlan:
-    """Read a plan file: ``base = "<experiment>"`` and ``[[stage]]`` tables of ``"key" = [values]``."""
+    """Read a plan file: ``base = "<experiment>"``, optional ``seeds`` and ``origins``, and ``[[stage]]``
+    tables of ``"key" = [values]``."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"tuning plan not found: {path}; pass --plan with a TOML file")
@@ -82,12 +103,19 @@ def load_plan(path: str | Path) -> StagedPlan:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    unknown = sorted(set(raw) - {"base", "seeds", "stage"})
+    unknown = sorted(set(raw) - {"base", "seeds", "origins", "stage"})
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; a plan has 'base', 'seeds' and [[stage]] tables")
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; a plan has 'base', 'seeds', 'origins' and [[stage]] tables"
+        )
     seeds = raw.get("seeds", [])
     if not isinstance(seeds, list) or not all(type(seed) is int for seed in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"{path}: seeds must be a list of distinct integers, got {seeds!r}")
+    origins = raw.get("origins", list(DEFAULT_ORIGINS))
+    if not _increasing_dates(origins):
+        raise ConfigError(
+            f'{path}: origins must be a non-empty list of increasing ISO dates such as "2015-12-31", got {origins!r}'
+        )
     stages = []
     for number, stage in enumerate(raw.get("stage", []), start=1):
         name = str(stage.pop("name", f"stage {number}"))
@@ -96,32 +124,49 @@ def load_plan(path: str | Path) -> StagedPlan:
         stages.append((name, {key: tuple(values) for key, values in stage.items()}))
     if not stages:
         raise ConfigError(f"{path}: no [[stage]] tables; add at least one stage of values to try")
-    return StagedPlan(base=str(raw.get("base", "default")), stages=tuple(stages), seeds=tuple(seeds))
+    return StagedPlan(
+        base=str(raw.get("base", "default")), stages=tuple(stages), seeds=tuple(seeds), origins=tuple(origins)
+    )
+
+
+def _increasing_dates(origins: Any) -> bool:
+    if not isinstance(origins, list) or not origins or not all(isinstance(day, str) for day in origins):
+        return False
+    try:
+        days = [datetime.date.fromisoformat(day) for day in origins]
+    except ValueError:
+        return False
+    return all(a < b for a, b in zip(days, days[1:]))
 
 
 def staged_tuning(
     plan: StagedPlan,
-    train: Articles,
-    validation: Articles,
+    articles: Articles,
     tracking_uri: str,
     progress: Callable[[str], None] = lambda message: None,
 ) -> StagedResult:
-    """Run the plan's stages in order; log each new candidate as a nested run of one parent run."""
+    """Run the plan's stages in order over the rolling-origin folds of the dated ``articles``; log each new
+    candidate as a nested run of one parent run."""
     import mlflow
 
-    candidates = _CachedFeatureScorer(train, validation)
+    folds = rolling_folds(articles, plan.origins)
+    candidates = _CachedFeatureScorer(folds)
     result = StagedResult()
     current: dict[str, Any] = {}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(TUNING_EXPERIMENT)
+    progress(
+        "rolling-origin folds: "
+        + ", ".join(f"<= {fold.origin}: {len(fold.fit)} fit / {len(fold.scored)} scored" for fold in folds)
+    )
     with mlflow.start_run(run_name=f"tune {Path(plan.base).stem}") as parent:
         mlflow.log_params(
             {
                 "base": plan.base,
                 "seeds": str(list(plan.seeds)) if plan.seeds else "base",
-                "train_items": len(train),
-                "validation_items": len(validation),
+                "origins": str(list(plan.origins)),
             }
+            | {f"fold_{fold.origin}_items": f"{len(fold.fit)} fit / {len(fold.scored)} scored" for fold in folds}
         )
         for stage, grid in plan.stages:
             for values in itertools.product(*grid.values()):
@@ -129,8 +174,8 @@ def staged_tuning(
                 config = load_config(plan.base, overrides)
                 if any(_same_model(config, trial.config) for trial in result.trials):
                     continue
-                scores = candidates.score(config, plan.seeds or (config.seed,))
-                trial = Trial(stage, overrides, config, scores)
+                scores, ranked = candidates.score(config, plan.seeds or (config.seed,))
+                trial = Trial(stage, overrides, config, scores, ranked)
                 result.trials.append(trial)
                 with mlflow.start_run(run_name=_describe(overrides) or "base", nested=True):
                     mlflow.log_params(
@@ -144,6 +189,7 @@ def staged_tuning(
                     mlflow.log_metrics(scores)
                 progress(
                     f"{stage:>18}  topic {scores['topic_macro_f1']:.4f}  tone {scores['tone_macro_f1']:.4f}  "
+                    f"mean {ranked.mean:.4f} +- {ranked.spread:.4f}  {ranked.width:,} features  "
                     f"fit {scores['fit_seconds']:5.1f}s  {_describe(overrides) or 'base'}"
                 )
             current = dict(result.best.overrides)
@@ -151,7 +197,7 @@ def staged_tuning(
         mlflow.log_metrics({f"best_{name}": value for name, value in best.scores.items()})
         mlflow.set_tag("best_overrides", _describe(best.overrides))
         mlflow.log_text(recommended_toml(best.config), "recommended.toml")
-    progress(f"best of {len(result.trials)} candidates (parent run {parent.info.run_id}): {_describe(best.overrides)}")
+    progress(f"kept of {len(result.trials)} candidates (parent run {parent.info.run_id}): {_describe(best.overrides)}")
     return result
 
 
@@ -179,91 +225,123 @@ def recommended_toml(config: ExperimentConfig) -> str:
 
 
 def tuning_page(result: StagedResult, plan: StagedPlan, command: str) -> str:
-    """bench/tuning.md: what was searched, every trial, and the winner as TOML."""
+    """bench/tuning.md: what was searched, every trial, and the kept one as TOML."""
+    periods = ", ".join(f"<= {origin}" for origin in plan.origins)
     return (
-        "# Staged tuning on the CEP time split: train 2010-2016, validate 2017\n\n"
+        "# Staged tuning on CEP over rolling-origin folds\n\n"
         f"Written by `{command}`; every row is a nested MLflow run in the `{TUNING_EXPERIMENT}` experiment. "
-        f"Base: `{plan.base}`. Each stage starts from the best row so far. Fit seconds: both tasks on the "
-        "2010-2016 items, one core, on a machine shared with other work."
-        + (
-            f" Every score is the mean over the SGD seeds {list(plan.seeds)}; ± is the standard deviation of the "
-            "mean macro-F1 over those seeds."
-            if len(plan.seeds) > 1
-            else ""
-        )
+        f"Base: `{plan.base}`. Folds (train/rolling.py): fit on the CEP items dated {periods}, each scored on the "
+        "items after its origin up to the next one (the last: to the end of 2017). A score is the mean macro-F1 of "
+        "topic and tone; rows show its mean over the folds +- the standard deviation over the folds. Each stage "
+        "starts from the kept row so far. The kept row is the one train/rolling.py's `choose` keeps, as training's "
+        "`[search] origins` does: among the rows level with the highest mean (their mean gap to it, paired by fold, "
+        "no more than the standard deviation of those gaps) the cheapest, where cheaper means fewer features read by "
+        "the classifiers (topic + tone columns on the last fold; prediction time and artifact size grow with it). "
+        "Fit seconds: both tasks on the last fold, one core, on a machine shared with other work."
+        + (f" Every fold score is the mean over the SGD seeds {list(plan.seeds)}." if len(plan.seeds) > 1 else "")
         + "\n\n"
         + tuning_table(result)
-        + "\n## Best\n\n```toml\n"
+        + "\n## Kept\n\n```toml\n"
         + recommended_toml(result.best.config)
         + "```\n"
     )
 
 
 def tuning_table(result: StagedResult) -> str:
-    """A Markdown table of every trial, best marked."""
-    best = result.best
+    """A Markdown table of every trial, the kept one marked **kept** (and the highest mean **top mean** if
+    another)."""
+    best, top = result.best, result.top
     lines = [
-        "| # | stage | change from the base | topic macro-F1 | tone macro-F1 | mean | fit s (both tasks) |",
-        "|---|---|---|---|---|---|---|",
+        "| # | stage | change from the base | topic macro-F1 | tone macro-F1 | mean +- fold sd | per fold "
+        "| features | fit s (both tasks) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for number, trial in enumerate(result.trials, start=1):
-        mark = " **best**" if trial is best else ""
+        mark = " **kept**" if trial is best else ""
+        mark += " **top mean**" if trial is top and top is not best else ""
         s = trial.scores
+        per_fold = ", ".join(f"{score:.4f}" for score in trial.ranked.scores)
         lines.append(
             f"| {number} | {trial.stage} | {_describe(trial.overrides) or 'base'}{mark} | {s['topic_macro_f1']:.4f} | "
-            f"{s['tone_macro_f1']:.4f} | {s['mean_macro_f1']:.4f}{_spread(s)} | {s['fit_seconds']:.1f} |"
+            f"{s['tone_macro_f1']:.4f} | {trial.ranked.mean:.4f} +- {trial.ranked.spread:.4f} | {per_fold} | "
+            f"{trial.ranked.width:,} | {s['fit_seconds']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
 
 class _CachedFeatureScorer:
-    """Fits and scores candidates, reusing the TF-IDF matrices while only the classifier changes."""
+    """Fits and scores candidates on every fold, reusing the TF-IDF matrices while only the classifier changes."""
 
-    def __init__(self, train: Articles, validation: Articles):
+    def __init__(self, folds: list[Fold]):
+        self._origins = [fold.origin for fold in folds]
         self._data = {}
-        for task in TASKS:
-            (fit_on, y_fit), (scored, y_scored) = train.for_task(task), validation.for_task(task)
-            self._data[task] = (fit_on.texts, y_fit, scored.texts, y_scored)
-        self._features: dict[tuple[str, Any], tuple[Any, Any, float]] = {}
-        self._tasks: dict[tuple[str, Any, Any, int], dict[str, float]] = {}
+        for number, fold in enumerate(folds):
+            for task in TASKS:
+                (fit_on, y_fit), (scored, y_scored) = fold.fit.for_task(task), fold.scored.for_task(task)
+                self._data[number, task] = (fit_on.texts, y_fit, scored.texts, y_scored)
+        self._features: dict[tuple[int, str, Any], tuple[Any, Any, float]] = {}
+        self._tasks: dict[tuple[int, str, Any, Any, int], dict[str, float]] = {}
 
-    def score(self, config: ExperimentConfig, seeds: tuple[int, ...]) -> dict[str, float]:
-        """Validation scores of ``config``, each the mean over ``seeds``; ``mean_macro_f1_sd`` is its spread."""
-        per_seed = [self._score_seed(dataclasses.replace(config, seed=seed)) for seed in seeds]
-        scores = {name: statistics.fmean(run[name] for run in per_seed) for name in per_seed[0]}
-        scores["mean_macro_f1_sd"] = (
-            statistics.stdev(run["mean_macro_f1"] for run in per_seed) if len(seeds) > 1 else 0.0
-        )
-        return scores
+    def score(self, config: ExperimentConfig, seeds: tuple[int, ...]) -> tuple[dict[str, float], Ranked]:
+        """The scores of ``config`` (per fold each the mean over ``seeds``) as MLflow metrics, and its
+        :class:`train.rolling.Ranked`: the fold selection scores and the width on the last fold."""
+        per_fold = []
+        for number in range(len(self._origins)):
+            per_seed = [self._score_seed(number, dataclasses.replace(config, seed=seed)) for seed in seeds]
+            fold = {name: statistics.fmean(run[name] for run in per_seed) for name in per_seed[0]}
+            fold["seed_sd"] = statistics.stdev(run["mean_macro_f1"] for run in per_seed) if len(seeds) > 1 else 0.0
+            per_fold.append(fold)
+        last = per_fold[-1]
+        ranked = Ranked(tuple(fold["mean_macro_f1"] for fold in per_fold), int(last["width"]))
+        scores = {
+            name: statistics.fmean(fold[name] for fold in per_fold)
+            for name in ("topic_macro_f1", "tone_macro_f1", "topic_accuracy", "tone_accuracy")
+        }
+        scores |= {
+            "mean_macro_f1": ranked.mean,
+            "mean_macro_f1_spread": ranked.spread,
+            "mean_macro_f1_seed_sd": statistics.fmean(fold["seed_sd"] for fold in per_fold),
+            "width": ranked.width,
+            "fit_seconds": last["fit_seconds"],
+        }
+        scores |= {
+            f"fold_{origin}_mean_macro_f1": fold["mean_macro_f1"] for origin, fold in zip(self._origins, per_fold)
+        }
+        return scores, ranked
 
-    def _score_seed(self, config: ExperimentConfig) -> dict[str, float]:
+    def _score_seed(self, fold: int, config: ExperimentConfig) -> dict[str, float]:
         scores: dict[str, float] = {}
         for task in TASKS:
-            key = (task, config.features, getattr(config, task), config.seed)
+            key = (fold, task, config.features, getattr(config, task), config.seed)
             if key not in self._tasks:  # a stage that varies one task's classifier leaves the other's score as it was
-                self._tasks[key] = self._score_task(task, config)
+                self._tasks[key] = self._score_task(fold, task, config)
             scores.update(self._tasks[key])
         scores["mean_macro_f1"] = selection_score({task: scores[f"{task}_macro_f1"] for task in TASKS})
-        scores["fit_seconds"] = scores["topic_fit_seconds"] + scores["tone_fit_seconds"]
+        scores["fit_seconds"] = sum(scores[f"{task}_fit_seconds"] for task in TASKS)
+        scores["width"] = sum(scores[f"{task}_width"] for task in TASKS)
         return scores
 
-    def _score_task(self, task: str, config: ExperimentConfig) -> dict[str, float]:
-        x_train, x_valid, feature_seconds = self._matrices(task, config)
-        _, y_train, _, y_valid = self._data[task]
+    def _score_task(self, fold: int, task: str, config: ExperimentConfig) -> dict[str, float]:
+        x_train, x_valid, feature_seconds = self._matrices(fold, task, config)
+        _, y_train, _, y_valid = self._data[fold, task]
         started = time.perf_counter()
         classifier = build_classifier(getattr(config, task), config.seed).fit(x_train, y_train)
         fit_seconds = feature_seconds + time.perf_counter() - started
         scores = label_scores(y_valid, classifier.predict(x_valid), classifier.classes_)
-        return {f"{task}_{name}": value for name, value in scores.items()} | {f"{task}_fit_seconds": fit_seconds}
+        return {f"{task}_{name}": value for name, value in scores.items()} | {
+            f"{task}_fit_seconds": fit_seconds,
+            f"{task}_width": classifier.n_features_in_,
+        }
 
-    def _matrices(self, task: str, config: ExperimentConfig):
+    def _matrices(self, fold: int, task: str, config: ExperimentConfig):
         from features.tfidf import build_features
 
-        key = (task, config.features)
+        key = (fold, task, config.features)
         if key not in self._features:
-            if len(self._features) >= 4:  # a stage varies features or classifiers, rarely both
+            # Two feature settings per fold and task: a stage varies features or classifiers, rarely both.
+            if len(self._features) >= 2 * len(TASKS) * len(self._origins):
                 self._features.pop(next(iter(self._features)))
-            texts, _, valid_texts, _ = self._data[task]
+            texts, _, valid_texts, _ = self._data[fold, task]
             started = time.perf_counter()
             features = build_features(config.features)
             x_train = features.fit_transform(texts)
@@ -273,10 +351,6 @@ class _CachedFeatureScorer:
 
 def _same_model(a: ExperimentConfig, b: ExperimentConfig) -> bool:
     return (a.features, a.topic, a.tone, a.seed) == (b.features, b.topic, b.tone, b.seed)
-
-
-def _spread(scores: dict[str, float]) -> str:
-    return f" ± {scores['mean_macro_f1_sd']:.4f}" if scores.get("mean_macro_f1_sd") else ""
 
 
 def _describe(overrides: dict[str, Any]) -> str:

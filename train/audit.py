@@ -377,24 +377,19 @@ _REVIEW_HELP = """## How to review
 def _log_run(report: AuditReport, folder: Path) -> None:
     import mlflow
 
-    from train.tracking import git_commit, log_articles_input, log_review_files
+    from train.tracking import log_articles_input, log_review_files, run_tags
 
     load = report.load
-    mlflow.set_tags(
-        {
-            "newsclf.kind": "audit",
-            "data_fingerprint": load.fingerprint,
-            "data_source": load.source,
-            "git_commit": git_commit(),
-        }
-    )
+    description = f"Label audit (cleanlab, {report.folds} folds) of experiment {report.config.name}'s data"
+    mlflow.set_tags(run_tags(report.config, load) | {"newsclf.kind": "audit", "mlflow.note.content": description})
     mlflow.log_params(flatten(report.config) | {"audit.folds": report.folds})
     data = replace(report.config.data, label_issues="", exclude_label_issues=0.0)
     log_articles_input(report.articles, data, load, "audit")
     log_review_files(data, load)
-    metrics = {"audit_duplicate_conflicts": len(report.conflicts), "audit_seconds": report.seconds}
+    counts = {"audit.duplicate_conflicts": len(report.conflicts)}
     for name, result in report.tasks.items():
-        metrics[f"audit_{name}_articles"] = len(result.indices)
-        metrics[f"audit_{name}_flagged"] = len(result.flagged)
-    mlflow.log_metrics(metrics)
+        counts[f"audit.{name}.articles"] = len(result.indices)
+        counts[f"audit.{name}.flagged"] = len(result.flagged)
+    mlflow.log_params(counts)
+    mlflow.log_metric("audit/seconds", report.seconds)
     mlflow.log_artifacts(str(folder))

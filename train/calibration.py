@@ -32,7 +32,13 @@ from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import CLASSIFIER, classifier_of, features_of
 from train.config import CalibrationConfig
 from train.data import Articles
-from train.metrics import calibration_bins, expected_calibration_error, probability_log_loss
+from train.metrics import (
+    calibration_bins,
+    ece_if_calibrated,
+    expected_calibration_error,
+    metric_name,
+    probability_log_loss,
+)
 
 NONE = "none"
 
@@ -66,8 +72,13 @@ def calibrate(
     validation: Articles | None,
     seed: int,
     methods: Mapping[str, str] | None = None,
+    held_out: bool = False,
 ) -> Calibration:
     """``model`` (fitted on ``fit``) with each task's probabilities calibrated by cross-fitting on ``fit``.
+
+    With ``held_out``, ``fit`` are instead articles the model never trained on (streaming training
+    holds such a slice out of train, as it cannot cross-fit): each map is fitted on the model's own
+    scores of them.
 
     Every method of ``config.methods`` is fitted and the one with the lowest log loss on
     ``validation`` is kept per task; ``methods`` (task -> method, e.g. the choice made before a
@@ -88,7 +99,7 @@ def calibrate(
             # overfits below about a thousand samples).
             candidates = tuple(method for method in candidates if method != "isotonic")
             notes[task] = f"isotonic not tried: {len(y)} articles, fewer than {ISOTONIC_MIN_ARTICLES}"
-        fitted = _fit_methods(classifier, x, y, candidates, config.folds, seed)
+        fitted = _fit_methods(classifier, x, y, candidates, config.folds, seed, held_out)
         if isinstance(fitted, str):
             chosen[task], notes[task] = NONE, fitted
             continue
@@ -138,8 +149,9 @@ def before_after(
 ) -> tuple[dict[str, float], dict[str, list[dict]]]:
     """ECE and log loss of the uncalibrated and calibrated models per task and split, and their bins.
 
-    ``before`` is ``after`` without calibration (same features). Metrics: ``<split>_<task>_ece``
-    and ``_log_loss`` (calibrated) and the same with ``_uncalibrated``; bins are keyed
+    ``before`` is ``after`` without calibration (same features). Metrics: ``<split>/<task>/ece``
+    and ``/log_loss`` (calibrated) and the same with ``_uncalibrated``, and ``/ece_if_calibrated``, the ECE
+    a perfectly calibrated model would show on these articles (its noise floor); bins are keyed
     ``<task>/<split>_uncalibrated`` and ``<task>/<split>_calibrated``.
     """
     features = _Features(after)
@@ -156,14 +168,16 @@ def before_after(
                 found = reliability(proba, y, [str(label) for label in estimator.classes_], n_bins)
                 suffix = "_uncalibrated" if state == "uncalibrated" else ""
                 bins[f"{task}/{split}_{state}"] = found
-                metrics[f"{split}_{task}_ece{suffix}"] = expected_calibration_error(found)
-                metrics[f"{split}_{task}_log_loss{suffix}"] = _log_loss(y, proba, estimator)
+                metrics[metric_name(split, task, "ece" + suffix)] = expected_calibration_error(found)
+                metrics[metric_name(split, task, "log_loss" + suffix)] = _log_loss(y, proba, estimator)
+            # proba is the calibrated model's here: the loop's last state
+            metrics[metric_name(split, task, "ece_if_calibrated")] = ece_if_calibrated(proba.max(axis=1), n_bins)
     return metrics, bins
 
 
 def log_before_after(before: NewsClassifier, after: NewsClassifier, parts: Mapping[str, Articles]) -> dict[str, float]:
-    """Log :func:`before_after`'s metrics and a reliability diagram per output and split, before and after
-    calibration in one (``<output>/reliability_<split>.png``), to the active run."""
+    """A reliability diagram per output and split, before and after calibration in one
+    (``<output>/reliability_<split>.png``), logged to the active run; :func:`before_after`'s metrics returned."""
     import matplotlib.pyplot as plt
     import mlflow
 
@@ -181,7 +195,6 @@ def log_before_after(before: NewsClassifier, after: NewsClassifier, parts: Mappi
         )
         mlflow.log_figure(figure, f"{task}/reliability_{split}.png")
         plt.close(figure)
-    mlflow.log_metrics(metrics)
     return metrics
 
 
@@ -212,7 +225,7 @@ class _Features:
 
 
 def _fit_methods(
-    classifier: Any, x: Any, y: list[str], methods: Sequence[str], folds: int, seed: int
+    classifier: Any, x: Any, y: list[str], methods: Sequence[str], folds: int, seed: int, held_out: bool = False
 ) -> dict[str, Any] | str:
     """Each method's calibrated classifier (``none``: ``classifier`` as it is), or why none can be fitted.
 
@@ -237,11 +250,16 @@ def _fit_methods(
     wrapped = isinstance(classifier, CalibratedClassifierCV)
     base = clone(classifier.estimator if wrapped else classifier)
     splitter = StratifiedKFold(min(folds, count), shuffle=True, random_state=seed)
-    scores = cross_val_predict(clone(base), x, y, cv=splitter, method="decision_function")
-    scores = scores.reshape(len(y), -1)
-    # Fitted on all of x and y as the classifier already was, unless it is the wrapped LinearSVC.
-    full = clone(base).fit(x, y) if wrapped else classifier
-    encoder = LabelEncoder().fit(y)
+    if held_out:  # x was never trained on: the fitted classifier's own scores
+        full = uncalibrated(classifier)
+        scores = full.decision_function(x).reshape(len(y), -1)
+        encoder = LabelEncoder().fit([str(label) for label in full.classes_])
+    else:
+        scores = cross_val_predict(clone(base), x, y, cv=splitter, method="decision_function")
+        scores = scores.reshape(len(y), -1)
+        # Fitted on all of x and y as the classifier already was, unless it is the wrapped LinearSVC.
+        full = clone(base).fit(x, y) if wrapped else classifier
+        encoder = LabelEncoder().fit(y)
     xp = get_namespace_and_device(x)[0]
     for method in mapped:
         calibrated = CalibratedClassifierCV(base, method=method, cv=splitter, ensemble=False)

@@ -34,12 +34,18 @@ def model_card(
     shipped: NewsClassifier,
     promotion: Promotion,
     run_id: str,
+    split_sizes: dict[str, int] | None = None,
 ) -> str:
     """The Markdown card of version ``version``: ``judged`` is the model scored on validation (before
-    any refit), ``shipped`` the registered one, scored on test."""
+    any refit), ``shipped`` the registered one, scored on test. ``split_sizes`` gives the articles per
+    split when ``splits`` holds only samples of them (streaming training keeps no train articles and at
+    most ``fit.held_out_limit`` of the others)."""
     parts = {"validation": (judged, splits.validation), "test": (shipped, splits.test)}
     evaluations = {split: evaluate_articles(model, articles, _SETTINGS) for split, (model, articles) in parts.items()}
     report = splits.report
+    sizes = split_sizes or {split: len(getattr(splits, split)) for split in ("train", "validation", "test")}
+    limit = config.fit.held_out_limit
+    sampled = "" if split_sizes is None else f" (scored below on a seeded sample of at most {limit} each)"
     lines = [
         f"# {name} version {version}",
         "",
@@ -73,8 +79,8 @@ def model_card(
         f"- Source: `{report.source}` (SHA-256 `{report.fingerprint[:16]}`), {report.rows} rows read; "
         f"{report.duplicates_removed} duplicates removed, {report.skipped_empty} empty rows skipped, "
         f"{sum(report.dropped_by_label.values())} dropped by label.",
-        f"- Split ({config.split.mode}, seed {config.seed}): {len(splits.train)} train, "
-        f"{len(splits.validation)} validation, {len(splits.test)} test articles.",
+        f"- Split ({config.split.mode}, seed {config.seed}): {sizes['train']} train, "
+        f"{sizes['validation']} validation, {sizes['test']} test articles{sampled}.",
         f"- Licence: {_licence(config)}",
         "",
         "## How well it does",

@@ -291,6 +291,7 @@ def _train(args: argparse.Namespace) -> int:
     config = _experiment_config(args)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
 
+    from train.metrics import metric_name
     from train.training import train
 
     progress = _progress(args.quiet)
@@ -300,7 +301,7 @@ def _train(args: argparse.Namespace) -> int:
         scores = [
             f"{split} macro-F1 {result.metrics[key]:.3f}"
             for split in ("validation", "test")
-            if (key := f"{split}_{task}_macro_f1") in result.metrics
+            if (key := metric_name(split, task, "macro_f1")) in result.metrics
         ]
         if scores:
             print(f"{task}: " + ", ".join(scores))

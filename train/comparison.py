@@ -24,7 +24,14 @@ import numpy as np
 
 from newsclf.model import NewsClassifier
 from train.data import Articles
-from train.metrics import bootstrap_interval, confusion_counts, confusion_scores, resample_batch, task_labels
+from train.metrics import (
+    bootstrap_interval,
+    confusion_counts,
+    confusion_scores,
+    grouped,
+    resample_batch,
+    task_labels,
+)
 
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no significant difference"
 
@@ -67,7 +74,7 @@ class Comparison:
         return self.candidate_score - self.reference_score
 
     def flat_metrics(self, prefix: str) -> dict[str, float]:
-        """The headline numbers as ``<prefix>_<name>``, for MLflow."""
+        """The headline numbers as ``<prefix>/<name>``, for MLflow."""
         numbers = {
             "reference_score": self.reference_score,
             "candidate_score": self.candidate_score,
@@ -76,7 +83,7 @@ class Comparison:
             "difference_ci_high": self.difference_high,
             "p_value": self.p_value,
         }
-        return {f"{prefix}_{name}": value for name, value in numbers.items()}
+        return grouped(numbers, prefix)
 
     def as_dict(self) -> dict:
         """Plain data for JSON."""

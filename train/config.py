@@ -305,7 +305,7 @@ class FitConfig:
     n_features: int = 2**20
     shuffle_buffer: int = 20000
     patience: int = 2
-    held_out_limit: int = 20000
+    held_out_limit: int = 10000
     skip_bad_rows: bool = False
 
     def __post_init__(self):

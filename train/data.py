@@ -246,23 +246,30 @@ def load_splits(
 
 def split_articles(articles: Articles, config: SplitConfig, seed: int) -> tuple[Articles, Articles, Articles]:
     """Stratified (by topic) train / validation / test split, reproducible for a seed."""
+    train_idx, val_idx, test_idx = split_indices(articles.topics, config, seed)
+    return articles.subset(train_idx), articles.subset(val_idx), articles.subset(test_idx)
+
+
+def split_indices(topics, config: SplitConfig, seed: int) -> tuple[list[int], list[int], list[int]]:
+    """The train / validation / test positions of :func:`split_articles` for articles of these
+    ``topics`` (any values that sort as the topic names do: streaming training passes codes)."""
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
-    indices = list(range(len(articles)))
+    topics = np.asarray(topics)
     held_out = config.validation + config.test
     try:
         train_idx, rest_idx = train_test_split(
-            indices, test_size=held_out, stratify=articles.topics, random_state=seed
+            np.arange(len(topics)), test_size=held_out, stratify=topics, random_state=seed
         )
-        rest_topics = [articles.topics[i] for i in rest_idx]
         val_idx, test_idx = train_test_split(
-            rest_idx, test_size=config.test / held_out, stratify=rest_topics, random_state=seed
+            rest_idx, test_size=config.test / held_out, stratify=topics[rest_idx], random_state=seed
         )
     except ValueError as exc:
         raise DataError(
-            f"cannot split {len(articles)} articles stratified by topic ({exc}); add articles to the rare topics"
+            f"cannot split {len(topics)} articles stratified by topic ({exc}); add articles to the rare topics"
         ) from None
-    return articles.subset(train_idx), articles.subset(val_idx), articles.subset(test_idx)
+    return train_idx.tolist(), val_idx.tolist(), test_idx.tolist()
 
 
 def split_by_date(articles: Articles, config: SplitConfig, where: str) -> tuple[Articles, Articles, Articles]:

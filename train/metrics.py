@@ -9,6 +9,7 @@ that is neither true nor predicted for any article scores F1 = 0, as scikit-lear
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -33,13 +34,40 @@ def macro_f1(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
     return float(f1_score(list(y_true), list(y_pred), labels=list(labels), average="macro", zero_division=0))
 
 
+# What MLflow refuses in a metric name (e.g. the "&" of a label); such characters become "_".
+_NOT_IN_METRIC_NAMES = re.compile(r"[^\w.\- :]")
+
+
+def metric_name(*groups: str) -> str:
+    """The MLflow name of a number, its groups joined by "/" (``validation/topic/macro_f1``): the UI
+    shows a section per group. Characters MLflow refuses in a name become "_"."""
+    return "/".join(_NOT_IN_METRIC_NAMES.sub("_", group) for group in groups)
+
+
+# The number promotion and searches rank by, as the run logs it (see selection_score).
+VALIDATION_SCORE = metric_name("validation", "score")
+
+
+def grouped(metrics: Mapping[str, float], *groups: str) -> dict[str, float]:
+    """``metrics`` renamed into ``groups``: ``{"macro_f1": x}`` -> ``{"validation/topic/macro_f1": x}``."""
+    return {metric_name(*groups) + "/" + name: value for name, value in metrics.items()}
+
+
 def selection_score(task_scores: Mapping[str, float]) -> float:
     """The number candidates and champions are ranked by: macro-F1 averaged over the tasks."""
     return float(np.mean(list(task_scores.values())))
 
 
+def validation_score(metrics: Mapping[str, float], tasks: Iterable[str]) -> float:
+    """:func:`selection_score` of the ``validation/<task>/macro_f1`` numbers in a run's ``metrics``."""
+    return selection_score(
+        {task: metrics[name] for task in tasks if (name := metric_name("validation", task, "macro_f1")) in metrics}
+    )
+
+
 def task_metrics(y_true: Sequence[str], proba: np.ndarray, model_labels: Sequence[str]) -> dict[str, float]:
-    """Accuracy, macro-F1, per-class F1 and log loss; ``model_labels`` orders the columns of ``proba``."""
+    """Accuracy, macro-F1, per-class F1 (``f1/<label>``) and log loss; ``model_labels`` orders the
+    columns of ``proba``."""
     model_labels = list(model_labels)
     y_pred = [model_labels[i] for i in proba.argmax(axis=1)]
     labels = task_labels(model_labels, y_true)
@@ -49,7 +77,7 @@ def task_metrics(y_true: Sequence[str], proba: np.ndarray, model_labels: Sequenc
         "macro_f1": macro_f1(y_true, y_pred, labels),
         "log_loss": probability_log_loss(y_true, proba, model_labels),
     }
-    metrics.update({f"f1_{label}": score for label, score in zip(labels, per_class)})
+    metrics.update({metric_name("f1", label): score for label, score in zip(labels, per_class)})
     return {name: float(value) for name, value in metrics.items()}
 
 
@@ -182,6 +210,22 @@ def expected_calibration_error(bins: list[dict[str, float]]) -> float:
     return (
         float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total) if total else float("nan")
     )
+
+
+def ece_if_calibrated(confidence: np.ndarray, n_bins: int = 10, draws: int = 2000, seed: int = 0) -> float:
+    """The median expected calibration error that a perfectly calibrated model with these confidences
+    would show on this many items, each right with probability its confidence: the sampling noise
+    floor of :func:`expected_calibration_error`. On a few hundred items it is several points, so a
+    measured ECE near it is no evidence of miscalibration."""
+    confidence = np.asarray(confidence, dtype=float)
+    if not len(confidence):
+        return float("nan")
+    bin_of = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], confidence)
+    in_bin = np.zeros((len(confidence), n_bins))
+    in_bin[np.arange(len(confidence)), bin_of] = 1.0
+    correct = np.random.default_rng(seed).random((draws, len(confidence))) < confidence
+    gaps = np.abs(correct @ in_bin - confidence @ in_bin).sum(axis=1) / len(confidence)
+    return float(np.median(gaps))
 
 
 def model_scores(model: NewsClassifier, articles: Articles) -> dict[str, float]:

@@ -28,8 +28,11 @@ from train.metrics import (
     class_f1,
     confusion_counts,
     confusion_scores,
+    ece_if_calibrated,
     expected_calibration_error,
+    grouped,
     macro_f1,
+    metric_name,
     probability_log_loss,
     task_labels,
 )
@@ -79,12 +82,13 @@ class TaskEvaluation:
     uncalibrated: list[dict[str, float]] | None = None
 
     def flat_metrics(self) -> dict[str, float]:
-        """``<task>_<metric>`` numbers: scores, intervals, per-class F1 and baselines."""
-        flat = {f"{self.task}_{name}": value for name, value in self.metrics.items() if value is not None}
-        flat.update({f"{self.task}_f1_{row['label']}": row["f1"] for row in self.per_class})
+        """``<task>/<metric>`` numbers: scores, intervals, per-class F1 (``<task>/f1/<label>``) and
+        baselines (``<task>/<baseline>/<metric>``)."""
+        flat = grouped({name: value for name, value in self.metrics.items() if value is not None}, self.task)
+        flat.update({metric_name(self.task, "f1", row["label"]): row["f1"] for row in self.per_class})
         for baseline, scores in self.baselines.items():
             flat.update(
-                {f"{self.task}_{baseline}_{name}": value for name, value in scores.items() if value is not None}
+                grouped({name: value for name, value in scores.items() if value is not None}, self.task, baseline)
             )
         return flat
 
@@ -100,7 +104,7 @@ class Evaluation:
     context: dict[str, Any] = field(default_factory=dict)
 
     def summary_metrics(self) -> dict[str, float]:
-        """Flat ``<task>_<metric>`` numbers (baselines and comparison too), for MLflow."""
+        """Flat ``<task>/<metric>`` numbers (baselines and comparison too), for MLflow."""
         flat: dict[str, float] = {}
         for result in self.tasks.values():
             flat.update(result.flat_metrics())
@@ -215,6 +219,7 @@ def score_task(
     correct = np.array([t == p for t, p in zip(y_true, y_pred)])
     bins = calibration_bins(proba.max(axis=1), correct, settings.calibration_bins)
     metrics["ece"] = expected_calibration_error(bins)
+    metrics["ece_if_calibrated"] = ece_if_calibrated(proba.max(axis=1), settings.calibration_bins, seed=settings.seed)
 
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     predicted_counts = Counter(y_pred)
@@ -504,7 +509,9 @@ def _task_lines(result: TaskEvaluation) -> list[str]:
         "",
         "### Calibration",
         "",
-        f"Expected calibration error: **{m['ece']:.3f}**.",
+        f"Expected calibration error: **{m['ece']:.3f}**. A perfectly calibrated model with these confidences "
+        f"would show about {m['ece_if_calibrated']:.3f} on {m['items']} articles from sampling alone (the median "
+        "over random draws), so only the part above that points to miscalibration.",
         "",
         f"![{task} reliability diagram]({task}_reliability.png)",
         "",

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def log_data_report(splits: Splits, data: DataConfig) -> None:
-    """Dataset inputs per split, the data summary, and what de-duplication removed, on the active run."""
+def log_data_report(splits: Splits, data: DataConfig) -> dict[str, Any]:
+    """Dataset inputs per split, the data summary, what de-duplication removed and the data counts
+    (as params), on the active run; the MLflow datasets by split name, to link metrics to."""
     import mlflow
 
     report = splits.report
-    for context, articles in (("training", splits.train), ("validation", splits.validation), ("test", splits.test)):
-        if len(articles):
-            log_articles_input(articles, data, report, context)
+    datasets = {}
+    for split, context in (("train", "training"), ("validation", "validation"), ("test", "test")):
+        if len(articles := getattr(splits, split)):
+            datasets[split] = log_articles_input(articles, data, report, context)
     mlflow.log_dict(splits.summary(), "data/summary.json")
     log_review_files(data, report)
     mlflow.log_dict(
@@ -99,18 +101,39 @@ def log_data_report(splits: Splits, data: DataConfig) -> None:
         },
         "data/duplicates.json",
     )
-    mlflow.log_metrics(
+    mlflow.log_params(
         {
-            "data_rows_read": report.rows,
-            "data_skipped_empty_rows": report.skipped_empty,
-            "data_dropped_by_label": sum(report.dropped_by_label.values()),
-            "data_duplicates_removed": report.duplicates_removed,
+            "dataset.rows_read": report.rows,
+            "dataset.skipped_empty_rows": report.skipped_empty,
+            "dataset.dropped_by_label": sum(report.dropped_by_label.values()),
+            "dataset.duplicates_removed": report.duplicates_removed,
         }
+        | {f"dataset.{split}_articles": len(getattr(splits, split)) for split in ("train", "validation", "test")}
     )
+    return datasets
 
 
-def log_articles_input(articles: Articles, data: DataConfig, report: LoadReport, context: str) -> None:
-    """``articles`` as a dataset input of the active run, named after the data and ``context``."""
+def log_split_metrics(
+    metrics: Mapping[str, float], datasets: Mapping[str, Any], model_id: str, run_only: Iterable[str] = ()
+) -> None:
+    """``<split>/...`` metrics on the active run and on logged model ``model_id``, each split's linked to
+    its dataset in ``datasets`` (MLflow keeps that link only for a model's metrics); splits in
+    ``run_only`` are logged on the run alone."""
+    import mlflow
+
+    by_split: dict[str, dict[str, float]] = {}
+    for name, value in metrics.items():
+        by_split.setdefault(name.partition("/")[0], {})[name] = value
+    for split, values in by_split.items():
+        if split in run_only:
+            mlflow.log_metrics(values)
+        else:
+            mlflow.log_metrics(values, model_id=model_id, dataset=datasets.get(split))
+
+
+def log_articles_input(articles: Articles, data: DataConfig, report: LoadReport, context: str):
+    """``articles`` as a dataset input of the active run, named after the data and ``context``; the
+    MLflow dataset returned."""
     import mlflow
     import pandas as pd
 
@@ -133,11 +156,12 @@ def log_articles_input(articles: Articles, data: DataConfig, report: LoadReport,
         if "UNIQUE constraint failed: datasets" not in str(exc):
             raise
         mlflow.log_input(dataset, context=context)
+    return dataset
 
 
 def log_review_files(data: DataConfig, report: LoadReport) -> None:
     """The corrections file and the label issues loading applied, as artifacts with their SHA-256 as tags,
-    and what they changed as metrics, on the active run."""
+    and what they changed as params, on the active run."""
     import mlflow
 
     review = report.review
@@ -148,15 +172,14 @@ def log_review_files(data: DataConfig, report: LoadReport) -> None:
         if key in review:
             mlflow.log_artifact(path, "data/review")
             mlflow.set_tag(tag, review[key]["sha256"])
-    metrics = {}
+    counts = {}
     if "corrections" in review:
         corrections = review["corrections"]
-        metrics["data_corrections_relabelled"] = sum(corrections["relabelled"].values())
-        metrics["data_corrections_dropped"] = corrections["dropped"]
+        counts["dataset.corrections_relabelled"] = sum(corrections["relabelled"].values())
+        counts["dataset.corrections_dropped"] = corrections["dropped"]
     if "label_issues_excluded" in review:
-        metrics["data_label_issues_excluded"] = review["label_issues_excluded"]["excluded"]
-    if metrics:
-        mlflow.log_metrics(metrics)
+        counts["dataset.label_issues_excluded"] = review["label_issues_excluded"]["excluded"]
+    mlflow.log_params(counts)
 
 
 def _dataset_source(data: DataConfig):

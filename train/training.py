@@ -9,6 +9,7 @@ from typing import Any
 
 from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
+from newsclf.hashing import is_hashed
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import classifier_of, features_of
 from train.calibration import Calibration, calibrate, log_before_after
@@ -17,11 +18,29 @@ from train.config import ExperimentConfig, flatten, search_candidates
 from train.data import Articles, DataError, Splits, load_splits
 from train.explanation_pages import log_explanation_pages
 from train.figures import confusion_figure
-from train.metrics import model_scores, report_text, selection_score, task_metrics
+from train.metrics import (
+    VALIDATION_SCORE,
+    grouped,
+    metric_name,
+    model_scores,
+    report_text,
+    selection_score,
+    task_metrics,
+    validation_score,
+)
 from train.pipeline import build_pipeline, fit_pipeline, fit_tone_applies
 from train.promotion import Promotion, promote
 from train.registry import describe, log_model, register
-from train.tracking import connect, end_stale_runs, liveness, log_data_report, run_name, run_tags, use_experiment
+from train.tracking import (
+    connect,
+    end_stale_runs,
+    liveness,
+    log_data_report,
+    log_split_metrics,
+    run_name,
+    run_tags,
+    use_experiment,
+)
 
 _EXPERIMENT_DESCRIPTION = (
     "newsclf training runs: topic and military/diplomatic tone classifiers, one run per `newsclf train`; "
@@ -99,7 +118,7 @@ def train(
     with mlflow.start_run(run_name=run_name(config)) as run, liveness(tracking_uri, run.info.run_id):
         mlflow.log_params(flatten(config))
         mlflow.set_tags(run_tags(config, report))
-        log_data_report(splits, config.data)
+        datasets = log_data_report(splits, config.data)
 
         metadata = {"experiment": config.name, "run_id": run.info.run_id}
         if config.search.grid:
@@ -109,13 +128,13 @@ def train(
             model = fit_model(config, splits.train, splits.has_tone, clock.step, metadata)
         clock.step(f"calibrating probabilities ({', '.join(config.calibration.methods)}) by cross-fitting on train")
         calibration = calibrate(model, config.calibration, splits.train, splits.validation, config.seed)
-        _log_calibration(calibration, clock)
+        log_calibration(calibration, clock.step)
         uncalibrated_model, model = model, calibration.model
         clock.step("evaluating on validation and test")
         scored = model  # validation scores and promotion judge the model that never saw validation
         if refit:
             parts = {"validation": splits.validation}
-            metrics = _evaluate_and_log(model, parts) | log_before_after(uncalibrated_model, model, parts)
+            metrics = evaluate_and_log(model, uncalibrated_model, parts)
             clock.step("refitting the best candidate on train + validation")
             refit_articles = splits.train.concat(splits.validation)
             uncalibrated_model = fit_model(
@@ -125,18 +144,15 @@ def train(
                 uncalibrated_model, config.calibration, refit_articles, None, config.seed, calibration.methods
             ).model
             parts = {"test": splits.test}
-            metrics |= _evaluate_and_log(model, parts) | log_before_after(uncalibrated_model, model, parts)
+            metrics |= evaluate_and_log(model, uncalibrated_model, parts)
         else:
             parts = {"validation": splits.validation, "test": splits.test}
-            metrics = _evaluate_and_log(model, parts) | log_before_after(uncalibrated_model, model, parts)
+            metrics = evaluate_and_log(model, uncalibrated_model, parts)
         log_explanation_pages(scored, splits.validation, run.info.run_id)
         clock.step("logging the model")
-        info = log_model(model, splits.validation.texts[:2])
-        # The number promotion ranks by, from the very metrics just logged (train.metrics defines both).
-        score = selection_score(
-            {task: metrics[key] for task in model.tasks if (key := f"validation_{task}_macro_f1") in metrics}
-        )
-        mlflow.log_metric("validation_score", score)
+        # After a refit the validation numbers are the earlier fit's, so they are not linked to this model.
+        run_only = ("validation",) if refit else ()
+        info, score = log_model_with_metrics(model, metrics, datasets, splits.validation.texts[:2], run_only)
         name = config.tracking.registered_model
         clock.step(f"registering {name}")
         tags = {"validation_score": f"{score:.6f}", "data_fingerprint": report.fingerprint}
@@ -158,11 +174,11 @@ def train(
         )
     )
     return TrainResult(
-        run.info.run_id, name, version, promotion.promoted, metrics | {"validation_score": score}, promotion.reason
+        run.info.run_id, name, version, promotion.promoted, metrics | {VALIDATION_SCORE: score}, promotion.reason
     )
 
 
-def _log_calibration(calibration: Calibration, clock: _Clock) -> None:
+def log_calibration(calibration: Calibration, progress: Callable[[str], None]) -> None:
     """The method kept per output as params and tags, each candidate's validation log loss as metrics."""
     import mlflow
 
@@ -172,12 +188,12 @@ def _log_calibration(calibration: Calibration, clock: _Clock) -> None:
     )
     mlflow.log_metrics(
         {
-            f"validation_{task}_log_loss_{method}": loss
+            metric_name("calibration", task, "validation_log_loss", method): loss
             for task, losses in calibration.validation_log_loss.items()
             for method, loss in losses.items()
         }
     )
-    clock.step("calibration kept: " + ", ".join(f"{task} {method}" for task, method in calibration.methods.items()))
+    progress("calibration kept: " + ", ".join(f"{task} {method}" for task, method in calibration.methods.items()))
 
 
 def log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: str) -> None:
@@ -274,13 +290,13 @@ def _search(config: ExperimentConfig, splits: Splits, clock: _Clock) -> tuple[Ex
                 mlflow.log_params(overrides)
                 score = selection_score(scores)
                 mlflow.log_metrics(
-                    {f"validation_{task}_macro_f1": value for task, value in scores.items()}
-                    | {"validation_score": score}
+                    {metric_name("validation", task, "macro_f1"): value for task, value in scores.items()}
+                    | {VALIDATION_SCORE: score}
                 )
             if score > best_score:
                 best_score, best, best_model = score, (overrides, candidate), model
     mlflow.log_params({f"search.best.{key}": value for key, value in best[0].items()})
-    mlflow.log_metric("search_best_validation_score", best_score)
+    mlflow.log_metric(metric_name("search", "best_validation_score"), best_score)
     clock.step(f"best candidate: {best[0]} (validation score {best_score:.4f})")
     return best[1], best_model
 
@@ -313,15 +329,22 @@ def _rolling_search(
             with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
                 mlflow.log_params(overrides)
                 mlflow.log_metrics(
-                    {f"fold_{fold.origin}_score": score for fold, score in zip(folds, found.scores)}
-                    | {"validation_score": found.mean, "validation_score_spread": found.spread, "width": found.width}
+                    {metric_name("fold", str(fold.origin), "score"): score for fold, score in zip(folds, found.scores)}
+                    | {
+                        VALIDATION_SCORE: found.mean,
+                        metric_name("validation", "score_spread"): found.spread,
+                        "features": found.width,
+                    }
                 )
     kept = choose(ranked)
     overrides, best = candidates[kept]
     top = max(ranked, key=lambda candidate: candidate.mean)
     mlflow.log_params({f"search.best.{key}": value for key, value in overrides.items()})
     mlflow.log_metrics(
-        {"search_best_validation_score": ranked[kept].mean, "search_best_validation_score_spread": ranked[kept].spread}
+        {
+            metric_name("search", "best_validation_score"): ranked[kept].mean,
+            metric_name("search", "best_validation_score_spread"): ranked[kept].spread,
+        }
     )
     clock.step(
         f"kept candidate {kept + 1}: {overrides} (mean {ranked[kept].mean:.4f} +- {ranked[kept].spread:.4f}, "
@@ -368,8 +391,12 @@ def _require_two_classes(task: str, labels: list) -> None:
         )
 
 
-def _evaluate_and_log(model: NewsClassifier, parts: dict[str, Articles]) -> dict[str, float]:
-    """Metrics and report artifacts of ``model`` on each named split; top terms of the model."""
+def evaluate_and_log(
+    model: NewsClassifier, uncalibrated: NewsClassifier, parts: dict[str, Articles]
+) -> dict[str, float]:
+    """Report artifacts and reliability diagrams of ``model`` on each named split and its top terms (not of
+    hashed blocks), logged; the metrics returned, for :func:`log_model_with_metrics`. Streaming training
+    evaluates with it too."""
     import matplotlib.pyplot as plt
     import mlflow
 
@@ -378,7 +405,8 @@ def _evaluate_and_log(model: NewsClassifier, parts: dict[str, Articles]) -> dict
     for task in model.tasks:
         labels = model.labels(task)
         pipeline = model.pipelines[task]
-        mlflow.log_dict({label: terms for label, terms in top_terms(pipeline).items()}, f"{task}/top_terms.json")
+        if not is_hashed(pipeline):  # hashed columns have no names to rank
+            mlflow.log_dict({label: terms for label, terms in top_terms(pipeline).items()}, f"{task}/top_terms.json")
         for split_name, articles in parts.items():
             scored, y_true = articles.for_task(task)
             if not len(scored):
@@ -387,15 +415,28 @@ def _evaluate_and_log(model: NewsClassifier, parts: dict[str, Articles]) -> dict
             if task == "topic":
                 topic_features[split_name] = features
             proba = classifier_of(pipeline).predict_proba(features)
-            for name, value in task_metrics(y_true, proba, labels).items():
-                metrics[f"{split_name}_{task}_{name}"] = value
+            metrics |= grouped(task_metrics(y_true, proba, labels), split_name, task)
             mlflow.log_text(report_text(y_true, proba, labels), f"{task}/classification_report_{split_name}.txt")
             figure = confusion_figure(y_true, proba, labels, f"{task}: {split_name} ({len(scored)} articles)")
             mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
             plt.close(figure)
-    metrics |= _tone_applies_metrics(model, parts, topic_features)
-    mlflow.log_metrics(metrics)
-    return metrics
+    return metrics | _tone_applies_metrics(model, parts, topic_features) | log_before_after(uncalibrated, model, parts)
+
+
+def log_model_with_metrics(
+    model: NewsClassifier,
+    metrics: dict[str, float],
+    datasets: dict[str, Any],
+    example_texts: list[str],
+    run_only: tuple[str, ...] = (),
+) -> tuple[Any, float]:
+    """Log ``model``, then ``metrics`` and the validation score (the number promotion ranks by), linked to
+    the logged model and each split's dataset in ``datasets``; splits in ``run_only`` stay on the run alone.
+    The model info and the score returned. Streaming training logs with it too."""
+    info = log_model(model, example_texts)
+    score = validation_score(metrics, model.tasks)
+    log_split_metrics(metrics | {VALIDATION_SCORE: score}, datasets, info.model_id, run_only)
+    return info, score
 
 
 def _tone_applies_metrics(
@@ -409,7 +450,5 @@ def _tone_applies_metrics(
     for split_name, features in topic_features.items():
         y_true = [NOT_APPLICABLE if tone is None else APPLIES for tone in parts[split_name].tones]
         proba = model.tone_applies.predict_proba(features)
-        metrics |= {
-            f"{split_name}_tone_applies_{name}": value for name, value in task_metrics(y_true, proba, labels).items()
-        }
+        metrics |= grouped(task_metrics(y_true, proba, labels), split_name, "tone_applies")
     return metrics

@@ -16,7 +16,7 @@ from bench.datasets import cep_development_split, deduplicate, require_data
 from bench.measure import label_scores, peak_rss_increase
 from bench.page import flat_metrics, results_markdown
 from bench.peers import Ours, workers
-from bench.suite import fold_accuracies, run_benchmark
+from bench.suite import fasttext_check, fold_scores, run_benchmark
 from tests.helpers import as_articles, corpus_slice, write_jsonl
 from train.config import TOPICS, config_from_dict
 from train.data import Articles, DataError
@@ -58,21 +58,19 @@ def test_the_cep_development_split_fits_on_2010_2016_and_validates_on_2017():
         cep_development_split(articles.subset([0, 1]))
 
 
-def test_fold_accuracies_score_every_fold_on_the_same_folds():
+def test_fold_scores_score_every_fold_on_the_same_folds():
     texts = (
         [f"goal match team {i}" for i in range(10)]
         + [f"court judge trial {i}" for i in range(10)]
         + [f"vote party poll {i}" for i in range(5)]
     )
     labels = ["sports"] * 10 + ["law"] * 10 + ["politics"] * 5
-    svc = fold_accuracies(lambda: make_pipeline(TfidfVectorizer(), LinearSVC()), texts, labels, folds=5, seed=1)
-    majority = fold_accuracies(lambda: DummyClassifier(strategy="most_frequent"), texts, labels, folds=5, seed=1)
-    assert svc == [1.0] * 5
+    svc = fold_scores(lambda: make_pipeline(TfidfVectorizer(), LinearSVC()), texts, labels, folds=5, seed=1)
+    majority = fold_scores(lambda: DummyClassifier(strategy="most_frequent"), texts, labels, folds=5, seed=1)
+    assert svc == [{"accuracy": 1.0, "macro_f1": 1.0}] * 5
     # Stratified folds of 2 sports, 2 law, 1 politics: the majority class is right 2 times in 5.
-    assert majority == pytest.approx([0.4] * 5)
-    assert (
-        fold_accuracies(lambda: DummyClassifier(strategy="most_frequent"), texts, labels, folds=5, seed=1) == majority
-    )
+    assert [fold["accuracy"] for fold in majority] == pytest.approx([0.4] * 5)
+    assert fold_scores(lambda: DummyClassifier(strategy="most_frequent"), texts, labels, folds=5, seed=1) == majority
 
 
 def test_require_data_names_the_missing_file(tmp_path):
@@ -244,7 +242,8 @@ def _mkdir(path: Path) -> Path:
 
 def test_results_page_and_metrics_cover_every_section(tmp_path):
     config = config_from_dict({"name": "tiny", "features": {"char": {"ngram_range": [3, 4]}}})
-    results = run_benchmark(_fake_real_data(tmp_path / "data"), config, fasttext_seconds=0, repeats=2)
+    fast = config_from_dict({"name": "tiny-fast", "features": {"char": {"enabled": False}}})
+    results = run_benchmark(_fake_real_data(tmp_path / "data"), config, fast, fasttext_grid=None, repeats=2)
     assert "fasttext" not in results["cep_temporal"]["topic"] and any(
         "fastText not run" in note for note in results["notes"]
     )
@@ -253,31 +252,109 @@ def test_results_page_and_metrics_cover_every_section(tmp_path):
     assert (
         results["cep_temporal"]["topic"]["ours"]["macro_f1"] > results["cep_temporal"]["topic"]["majority"]["macro_f1"]
     )
+    rolling = results["cep_rolling"]
+    assert [fold["origin"] for fold in rolling["folds"]] == ["2014-12-31", "2015-12-31", "2016-12-31"]
+    assert [fold["scored_items"] for fold in rolling["folds"]] == [60, 60, 60]
+    assert set(rolling["topic"]) == {"ours", "ours_fast", "tfidf_svc", "majority"}
+    assert len(rolling["tone"]["ours_fast"]["folds"]) == 3
+    lead = results["lead"]["topic"]["tfidf_svc"]
+    assert lead["gap"] == pytest.approx(rolling["topic"]["ours"]["mean"] - rolling["topic"]["tfidf_svc"]["mean"])
     assert results["cameo"]["items_with_tone"] == 12 and set(results["cameo"]["tone"]) >= {
         "ours",
         "tfidf_svc",
         "majority",
     }
-    assert results["cost"]["ours"]["artifact_mib"] > 0 and results["cost"]["ours"]["predict_items_per_second"] > 0
-    assert len(results["cost"]["ours"]["fit_seconds_all_runs"]) == 2
-    assert len(results["targets"]) == 6 and all(isinstance(row["met"], bool) for row in results["targets"])
+    cost = results["cost"]
+    assert cost["ours"]["artifact_mib"] > 0 and cost["ours_fast"]["predict_items_per_second"] > 0
+    assert cost["tfidf_svc"]["load_seconds_ratio_to_tfidf_svc"] == 1.0
+    assert cost["ours"]["artifact_mib_ratio_to_tfidf_svc"] == pytest.approx(
+        cost["ours"]["artifact_mib"] / cost["tfidf_svc"]["artifact_mib"]
+    )
+    assert len(cost["ours"]["fit_seconds_all_runs"]) == 2
+    assert len(results["targets"]) == 8 and all(isinstance(row["met"], bool) for row in results["targets"])
+    assert results["bbc"]["macro_f1"]["ours"]["mean"] > results["bbc"]["macro_f1"]["majority"]["mean"]
 
     page = results_markdown(results, {"command": "`test`"})
     for heading in (
         "## Targets",
-        "## 1. CEP",
-        "## 2. AG News",
-        "## 3. BBC",
-        "## 4. CAMEO",
-        "## 5. Cost",
-        "## 6. Corpus realism",
+        "## Accuracy vs cost",
+        "## 1. CEP rolling origins",
+        "## 2. CEP forward in time",
+        "## 3. AG News",
+        "## 4. BBC",
+        "## 5. CAMEO",
+        "## 6. Cost",
+        "## 7. Corpus realism",
     ):
         assert heading in page
-    assert "| ours (newsclf pipeline) |" in page and "| majority class |" in page
+    assert "| ours (newsclf pipeline) |" in page and "| ours, fast word-only profile |" in page
+    assert "`experiments/tiny-fast.toml`" in page
     metrics = flat_metrics(results)
     assert metrics["cep_topic_macro_f1_ours"] == results["cep_temporal"]["topic"]["ours"]["macro_f1"]
-    assert "bbc_accuracy_tfidf_svc" in metrics and "cost_fit_seconds_both_tasks_ours" in metrics
+    assert metrics["cep_rolling_tone_macro_f1_ours_fast"] == rolling["tone"]["ours_fast"]["mean"]
+    assert "bbc_macro_f1_tfidf_svc" in metrics and "cost_fit_seconds_both_tasks_ours" in metrics
     json.dumps(results)  # the JSON file is written from this
+
+
+@pytest.mark.parametrize(
+    "command, flag",
+    [("run", "--output"), ("tune", "--output"), ("scale", "--output"), ("serving", "--output"), ("audit", "--output")],
+)
+def test_every_command_writes_to_reports_by_default_not_to_the_tracked_pages(command, flag):
+    from bench.__main__ import _parser
+
+    subparsers = next(action for action in _parser()._actions if action.dest == "command")
+    (default,) = [action.default for action in subparsers.choices[command]._actions if flag in action.option_strings]
+    assert Path(default).parts[:2] == ("reports", "bench")
+
+
+def test_make_publishes_to_the_tracked_pages_only_when_asked():
+    import subprocess
+
+    from tests.helpers import PROJECT
+
+    def planned(*args):
+        # make -n prints the commands without running them
+        return subprocess.run(["make", "-n", *args], cwd=PROJECT, capture_output=True, text=True, check=True).stdout
+
+    assert "--output reports/bench\n" in planned("bench") and "--output bench\n" in planned("bench", "PUBLISH=1")
+    assert "--output reports/bench/tuning.md " in planned("tune")
+    assert "--output bench/tuning.md " in planned("tune", "PUBLISH=1")
+    assert "--output reports/bench/scale.md" in planned("bench-scale")
+
+
+def test_the_fasttext_check_says_why_it_failed():
+    def bbc(score, settings):
+        return {
+            "macro_f1": {"fasttext": {"mean": score}},
+            "fasttext_settings": settings,
+            "grid": {"epoch": (5, 50), "lr": (0.1, 1.0)},
+        }
+
+    inside = [{"epoch": 5, "lr": 0.1}] * 5
+    assert fasttext_check(bbc(0.97, inside)).startswith("fastText sanity check passed: BBC 5-fold macro-F1 0.970")
+    edge = inside[:3] + [{"epoch": 50, "lr": 0.1}, {"epoch": 5, "lr": 1.0}]
+    failed = fasttext_check(bbc(0.9, edge))
+    assert failed.startswith("fastText sanity check FAILED") and "upper edge (epoch 50 or lr 1.0) in 2 of 5" in failed
+    assert "in 2 of 5 folds" in fasttext_check(bbc(0.97, edge)) and "passed" in fasttext_check(bbc(0.97, edge))
+    assert "inside the grid" in fasttext_check(bbc(0.9, inside))
+
+
+def test_fasttext_is_tuned_on_a_held_out_part_over_its_grid_and_repeatable():
+    pytest.importorskip("fasttext")
+    from bench.peers import FastTextClassifier
+
+    words = {"sport": "goal match team coach league", "law": "court judge trial police jury"}
+    # Sorted by label, as BBC's file is: fed in that order, fastText learns mostly the last block.
+    texts = [f"{words[label]} {i}" for label in words for i in range(20)]
+    labels = [label for label in words for _ in range(20)]
+    grid = {"epoch": (1, 5), "lr": (0.5,)}
+    first = FastTextClassifier(grid, seed=3).fit(texts, labels)
+    assert set(first.validation_scores) == {"epoch=1 lr=0.5", "epoch=5 lr=0.5"}
+    assert first.tuned_params in ({"epoch": 1, "lr": 0.5}, {"epoch": 5, "lr": 0.5})
+    again = FastTextClassifier(grid, seed=3).fit(texts, labels)
+    assert again.tuned_params == first.tuned_params and again.predict(texts) == first.predict(texts)
+    assert first.predict(["the judge and the jury"]) == ["law"]
 
 
 @pytest.mark.slow
@@ -300,13 +377,15 @@ def test_bench_run_end_to_end(tmp_path):
             uri,
             "--repeats",
             "1",
-            "--fasttext-seconds",
-            "2",
+            "--fasttext-epochs",
+            "5",
+            "--fasttext-lr",
+            "0.5",
         ]
     )
     assert code == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert "## 5. Cost" in (tmp_path / "out" / "results.md").read_text()
+    assert "## 6. Cost" in (tmp_path / "out" / "results.md").read_text()
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("newsclf-bench").experiment_id])
     assert run.data.metrics["cep_topic_macro_f1_ours"] == pytest.approx(

@@ -94,7 +94,10 @@ def test_the_audit_writes_its_folder_and_a_run_linked_to_the_data(planted, tmp_p
     run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.tags["newsclf.kind"] == "audit"
     assert run.data.tags["data_fingerprint"] == report.load.fingerprint
-    assert run.data.metrics["audit_topic_flagged"] == result.flagged["topic"] == len(lines) - result.flagged["tone"]
+    assert run.data.tags["mlflow.source.git.commit"] and "git_commit" not in run.data.tags
+    assert (
+        int(run.data.params["audit.topic.flagged"]) == result.flagged["topic"] == len(lines) - result.flagged["tone"]
+    )
     assert [entry.dataset.name for entry in run.inputs.dataset_inputs] == ["articles-audit"]
     # A second audit may replace the folder the first one wrote; a folder of other files is refused.
     audit(report.config, tmp_path / "audit", uri)
@@ -266,7 +269,7 @@ def test_audit_then_corrections_then_retrain_end_to_end(tmp_path):
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
     training = next(run for run in runs if run.data.tags.get("newsclf.kind") != "audit")
-    assert training.data.metrics["data_corrections_relabelled"] == 1
+    assert training.data.params["dataset.corrections_relabelled"] == "1"
     assert len(training.data.tags["data_corrections_sha256"]) == 64
     assert [item.path for item in client.list_artifacts(training.info.run_id, "data/review")] == [
         "data/review/corrections.jsonl"

@@ -127,7 +127,7 @@ def test_before_after_scores_both_states_on_every_split(calibrated, small_model)
     calibration, fit, validation = calibrated
     metrics, bins = before_after(small_model, calibration.model, {"validation": validation})
     for task in ("topic", "tone", "tone_applies"):
-        for key in (f"validation_{task}_ece", f"validation_{task}_ece_uncalibrated"):
+        for key in (f"validation/{task}/ece", f"validation/{task}/ece_uncalibrated"):
             assert 0 <= metrics[key] <= 1
         for state in ("calibrated", "uncalibrated"):
             found = bins[f"{task}/validation_{state}"]
@@ -135,10 +135,10 @@ def test_before_after_scores_both_states_on_every_split(calibrated, small_model)
             assert sum(b["count"] for b in found) == expected
     if calibration.methods["topic"] != "none":
         assert (
-            metrics["validation_topic_log_loss"]
+            metrics["validation/topic/log_loss"]
             == calibration.validation_log_loss["topic"][calibration.methods["topic"]]
         )
-        assert metrics["validation_topic_log_loss_uncalibrated"] == calibration.validation_log_loss["topic"]["none"]
+        assert metrics["validation/topic/log_loss_uncalibrated"] == calibration.validation_log_loss["topic"]["none"]
 
 
 @pytest.mark.parametrize(
@@ -180,3 +180,19 @@ def test_the_evaluation_report_shows_reliability_before_and_after_calibration(ca
             before = result.metrics["ece_uncalibrated"]
             assert f"the dotted curve) it was **{before:.3f}**" in report
             assert sum(b["count"] for b in result.uncalibrated) == len(result.y_true)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_held_out_maps_are_fitted_on_the_fitted_classifiers_own_scores(n_classes):
+    from sklearn.calibration import _fit_calibrator
+    from sklearn.utils._array_api import get_namespace_and_device
+
+    x, codes = make_classification(240, 12, n_informative=6, n_classes=n_classes, random_state=0)
+    y = [f"class-{code}" for code in codes]
+    classifier = SGDClassifier(loss="log_loss", random_state=1).fit(x[:120], y[:120])
+    fitted = _fit_methods(classifier, x[120:], y[120:], ("sigmoid",), folds=4, seed=7, held_out=True)["sigmoid"]
+    assert uncalibrated(fitted) is classifier  # not refitted: streaming training cannot refit
+    scores = classifier.decision_function(x[120:]).reshape(120, -1)
+    xp = get_namespace_and_device(x)[0]
+    reference = _fit_calibrator(classifier, scores, np.asarray(y[120:]), classifier.classes_, "sigmoid", xp=xp)
+    assert np.array_equal(fitted.predict_proba(x[:120]), reference.predict_proba(x[:120]))

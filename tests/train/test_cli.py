@@ -138,7 +138,7 @@ def test_newsclf_train_end_to_end(tmp_path):
     version = client.get_model_version_by_alias("news-classifier", "champion")
     run = client.get_run(version.run_id)
     assert run.info.status == "FINISHED" and run.data.params["data.source"] == str(data)
-    assert 0.0 <= run.data.metrics["test_topic_macro_f1"] <= 1.0 and "validation_tone_log_loss" in run.data.metrics
+    assert 0.0 <= run.data.metrics["test/topic/macro_f1"] <= 1.0 and "validation/tone/log_loss" in run.data.metrics
     artifacts = {a.path for folder in ("topic", "tone") for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"topic/confusion_matrix_test.png", "tone/confusion_matrix_test.png", "topic/top_terms.json"} <= artifacts
     top_terms = json.loads(

@@ -316,7 +316,7 @@ def _a_search_through_the_cluster_chooses_as_one_without_it(address: str, folder
         runs = client.search_runs([client.get_experiment_by_name("search").experiment_id])
         parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
         assert len(runs) == 3  # the training run and one nested run per candidate
-        chosen[name] = (parent.data.params["search.best.topic.C"], parent.data.metrics["validation_score"])
+        chosen[name] = (parent.data.params["search.best.topic.C"], parent.data.metrics["validation/score"])
     assert chosen["there"] == chosen["here"]
 
 

@@ -36,7 +36,7 @@ def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_pa
     config, uri, trained = store
     result = evaluate(EvaluationRequest(CHAMPION, output=tmp_path / "report", settings=FAST), uri)
     test_split = load_splits(config.data, config.split, config.dedup, config.seed).test
-    assert result.metrics["topic_items"] == len(test_split) and result.verdict is None
+    assert result.metrics["topic/items"] == len(test_split) and result.verdict is None
     assert {
         "report.md",
         "metrics.json",
@@ -66,7 +66,7 @@ def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_pa
     # Linked to the judged version's logged model, per evaluation dataset.
     logged_model = client.get_logged_model(run.data.tags["logged_model_id"])
     linked = {(m.key, m.dataset_name) for m in logged_model.metrics if m.run_id == result.run_id}
-    assert ("topic_macro_f1", "small-topic") in linked and ("tone_ece", "small-tone") in linked
+    assert ("topic/macro_f1", "small-topic") in linked and ("tone/ece", "small-tone") in linked
 
 
 def test_a_data_file_and_a_comparison(store, tmp_path):
@@ -78,10 +78,10 @@ def test_a_data_file_and_a_comparison(store, tmp_path):
         ),
         uri,
     )
-    assert result.metrics["topic_items"] == len(rows) and result.verdict == "no significant difference"
+    assert result.metrics["topic/items"] == len(rows) and result.verdict == "no significant difference"
     run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.tags["verdict"] == "no significant difference" and run.data.tags["reference_uri"] == CHAMPION
-    assert run.data.metrics["compare_difference"] == 0 and run.data.metrics["compare_p_value"] == 1
+    assert run.data.metrics["compare/difference"] == 0 and run.data.metrics["compare/p_value"] == 1
     report = (tmp_path / "r" / "report.md").read_text()
     assert "## Comparison" in report and str(data) in report
     # Running again replaces the report folder.
@@ -173,6 +173,6 @@ def test_set_maps_the_columns_of_data_that_differ_from_training(store, tmp_path)
     mapped = EvaluationRequest(
         CHAMPION, data=data, output=tmp_path / "b", settings=FAST, data_overrides={"data.topic_column": "section"}
     )
-    assert evaluate(mapped, uri).metrics["topic_items"] == 20
+    assert evaluate(mapped, uri).metrics["topic/items"] == 20
     with pytest.raises(NewsclfError, match=r"--set topic.C: evaluate takes data\.\* settings only"):
         EvaluationRequest(CHAMPION, data=data, data_overrides={"topic.C": 1})

@@ -12,9 +12,13 @@ from train.metrics import (
     calibration_bins,
     confusion_counts,
     confusion_scores,
+    ece_if_calibrated,
     expected_calibration_error,
+    grouped,
+    metric_name,
     report_text,
     task_metrics,
+    validation_score,
 )
 
 LABELS = ["diplomatic", "military"]
@@ -27,8 +31,8 @@ def test_metrics_match_hand_computed_values():
     # predictions: military, diplomatic, diplomatic, diplomatic
     assert metrics["accuracy"] == pytest.approx(0.75)
     # diplomatic: P=2/3 R=1 F1=0.8; military: P=1 R=0.5 F1=2/3
-    assert metrics["f1_diplomatic"] == pytest.approx(0.8)
-    assert metrics["f1_military"] == pytest.approx(2 / 3)
+    assert metrics["f1/diplomatic"] == pytest.approx(0.8)
+    assert metrics["f1/military"] == pytest.approx(2 / 3)
     assert metrics["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
     assert metrics["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.4, 0.9, 0.7])))
 
@@ -117,3 +121,24 @@ def test_empty_confusion_cells_are_blank_and_the_reliability_legend_covers_no_da
     (legend,) = figure.legends
     legend_box = legend.get_window_extent()
     assert not any(legend_box.overlaps(axes.get_window_extent()) for axes in figure.axes)
+
+
+def test_metric_names_group_by_slash_and_keep_labels_mlflow_would_refuse_in_one_group():
+    assert metric_name("validation", "topic", "macro_f1") == "validation/topic/macro_f1"
+    # "Sci/Tech" must not open a group of its own; "&" and "(" are refused by MLflow.
+    assert metric_name("f1", "Sci/Tech & more (misc)") == "f1/Sci_Tech _ more _misc_"
+    assert grouped({"macro_f1": 0.5}, "test", "tone") == {"test/tone/macro_f1": 0.5}
+    assert validation_score(
+        {"validation/topic/macro_f1": 0.4, "validation/tone/macro_f1": 0.8}, ["topic", "tone"]
+    ) == (pytest.approx(0.6))
+
+
+def test_the_ece_of_a_perfectly_calibrated_model_is_its_sampling_noise_and_shrinks_with_more_items():
+    rng = np.random.default_rng(1)
+    confidence = rng.uniform(0.5, 1.0, 101)
+    # The same median, drawn the slow way: items right with probability their confidence.
+    drawn = [
+        expected_calibration_error(calibration_bins(confidence, rng.random(101) < confidence)) for _ in range(400)
+    ]
+    assert ece_if_calibrated(confidence) == pytest.approx(np.median(drawn), abs=0.005)
+    assert ece_if_calibrated(confidence) > 0.05 > 0.015 > ece_if_calibrated(rng.uniform(0.5, 1.0, 5000))

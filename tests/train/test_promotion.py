@@ -61,7 +61,7 @@ def test_reference_data_judges_both_models_on_articles_neither_trained_on(tmp_pa
     reference = write_jsonl(tmp_path / "reference.jsonl", held_out)
     second = train(small_config(config.data.source, seed=5, tracking={"reference_data": str(reference)}), uri)
     assert f"{len(held_out)} articles of tracking.reference_data {reference}" in second.promotion_reason
-    assert MlflowClient(uri).get_run(second.run_id).data.metrics["promotion_candidate_score"] > 0
+    assert MlflowClient(uri).get_run(second.run_id).data.metrics["promotion/candidate_score"] > 0
 
 
 def test_only_complete_versions_count_as_champion():

@@ -29,6 +29,8 @@ def test_scores_match_hand_computed_values(scored):
     assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.85, 0.35, 0.95, 0.75]))) and m["log_loss_items"] == 4
     # Bins 0.6-0.7: two mistakes at mean 0.635; 0.7-0.8, 0.8-0.9, 0.9-1.0: one hit each at 0.75, 0.85, 0.95.
     assert m["ece"] == pytest.approx((2 * 0.635 + 0.25 + 0.15 + 0.05) / 5)
+    # On five articles even a perfectly calibrated model shows a large ECE, from sampling alone.
+    assert 0.1 < m["ece_if_calibrated"] < 0.5
     rows = {row["label"]: row for row in scored.per_class}
     assert rows["b"] == {
         "label": "b",

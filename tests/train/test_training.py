@@ -1,5 +1,6 @@
 """Training against a throwaway SQLite MLflow store."""
 
+import json
 import re
 from pathlib import Path
 
@@ -36,14 +37,27 @@ def test_first_version_is_registered_and_becomes_champion(shared_store):
     assert run.info.status == "FINISHED"
     assert run.data.params["features.char.ngram_range"] == "[3, 4]"
     assert len(run.data.tags["data_fingerprint"]) == 64 and run.data.tags["mlflow.source.git.commit"]
-    for name in ("accuracy", "macro_f1", "log_loss", "f1_sports"):
-        assert f"test_topic_{name}" in run.data.metrics
-    assert {"validation_tone_f1_military", "test_tone_macro_f1"} <= set(run.data.metrics)
+    for name in ("accuracy", "macro_f1", "log_loss", "f1/sports"):
+        assert f"test/topic/{name}" in run.data.metrics
+    assert {"validation/tone/f1/military", "test/tone/macro_f1"} <= set(run.data.metrics)
     assert sorted(i.dataset.name.rsplit("-", 1)[1] for i in run.inputs.dataset_inputs) == [
         "test",
         "training",
         "validation",
     ]
+    # Each split's numbers are linked to the registered model and to the dataset they were measured on.
+    (output,) = run.outputs.model_outputs
+    logged_model = client.get_logged_model(output.model_id)
+    linked = {metric.key: metric.dataset_name for metric in logged_model.metrics}
+    assert linked["validation/topic/macro_f1"].endswith("-validation") and linked["test/tone/ece"].endswith("-test")
+    assert linked["validation/score"].endswith("-validation")
+    # Data counts are params (MLflow charts every metric), and agree with the dataset inputs.
+    rows = {
+        i.dataset.name.rsplit("-", 1)[1]: json.loads(i.dataset.profile)["num_rows"] for i in run.inputs.dataset_inputs
+    }
+    assert int(run.data.params["dataset.train_articles"]) == rows["training"] and not any(
+        name.startswith(("data_", "dataset")) for name in run.data.metrics
+    )
     artifacts = {a.path for folder in ("topic", "tone") for a in client.list_artifacts(result.run_id, folder)}
     assert {
         "topic/confusion_matrix_test.png",
@@ -66,9 +80,9 @@ def test_registered_model_loads_and_predicts_through_every_route(shared_store):
         [row["tone_applies_probability"] for row in ours]
     )
     assert {
-        "validation_tone_applies_macro_f1",
-        "test_tone_applies_log_loss",
-        "validation_tone_applies_f1_applies",
+        "validation/tone_applies/macro_f1",
+        "test/tone_applies/log_loss",
+        "validation/tone_applies/f1/applies",
     } <= set(result.metrics)
 
 
@@ -80,7 +94,7 @@ def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champio
     assert str(_client(tracking_uri).get_model_version_by_alias("test-model", "champion").version) == "1"
     run = _client(tracking_uri).get_run(second.run_id)
     assert run.data.tags["promotion_verdict"] == "no significant difference"
-    assert run.data.metrics["promotion_difference"] == 0 and run.data.metrics["promotion_p_value"] == 1
+    assert run.data.metrics["promotion/difference"] == 0 and run.data.metrics["promotion/p_value"] == 1
 
 
 def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
@@ -94,12 +108,12 @@ def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
     strong = train(small_config(small_corpus), tracking_uri)
     assert strong.promoted and _client(tracking_uri).get_model_version_by_alias("test-model", "champion").version == 2
     run = _client(tracking_uri).get_run(strong.run_id)
-    assert run.data.tags["promotion_verdict"] == "better" and run.data.metrics["promotion_p_value"] < 0.05
+    assert run.data.tags["promotion_verdict"] == "better" and run.data.metrics["promotion/p_value"] < 0.05
     # One macro-F1 (train.metrics): the logged validation scores are the score promotion compared.
     metrics = run.data.metrics
-    logged = (metrics["validation_topic_macro_f1"] + metrics["validation_tone_macro_f1"]) / 2
-    assert metrics["promotion_candidate_score"] == pytest.approx(logged, abs=1e-12)
-    assert metrics["validation_score"] == pytest.approx(logged, abs=1e-12)
+    logged = (metrics["validation/topic/macro_f1"] + metrics["validation/tone/macro_f1"]) / 2
+    assert metrics["promotion/candidate_score"] == pytest.approx(logged, abs=1e-12)
+    assert metrics["validation/score"] == pytest.approx(logged, abs=1e-12)
 
 
 @pytest.mark.slow
@@ -162,7 +176,7 @@ def test_data_without_tone_trains_topic_only_and_logs_the_data_report(tmp_path, 
     assert load_model(f"models:/test-model/{result.version}", tracking_uri=tracking_uri).tasks == ["topic"]
     assert not any("tone" in name for name in result.metrics)
     run = _client(tracking_uri).get_run(result.run_id)
-    assert run.data.metrics["data_duplicates_removed"] == 1
+    assert run.data.params["dataset.duplicates_removed"] == "1"
     summary = __import__("json").loads(
         Path(
             mlflow.artifacts.download_artifacts(
@@ -181,11 +195,11 @@ def test_search_logs_each_candidate_as_a_nested_run_and_refits_the_best(small_co
     parent = client.get_run(result.run_id)
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert sorted(run.data.params["topic.C"] for run in children) == ["0.001", "20.0"]
-    best = max(children, key=lambda run: run.data.metrics["validation_score"])
+    best = max(children, key=lambda run: run.data.metrics["validation/score"])
     assert parent.data.params["search.best.topic.C"] == best.data.params["topic.C"] == "20.0"
-    assert parent.data.metrics["search_best_validation_score"] == best.data.metrics["validation_score"]
+    assert parent.data.metrics["search/best_validation_score"] == best.data.metrics["validation/score"]
     assert load_model(f"models:/test-model/{result.version}", tracking_uri=tracking_uri).metadata["refit"] is True
-    assert "validation_topic_macro_f1" in result.metrics and "test_topic_macro_f1" in result.metrics
+    assert "validation/topic/macro_f1" in result.metrics and "test/topic/macro_f1" in result.metrics
 
 
 def test_the_run_the_experiment_and_the_version_describe_themselves(shared_store, capsys):
@@ -210,7 +224,7 @@ def test_the_run_the_experiment_and_the_version_describe_themselves(shared_store
     assert main(["card", "--model", "models:/test-model@champion", "--tracking-uri", tracking_uri]) == 0
     assert capsys.readouterr().out == version.description
     # Calibrated as `make train` calibrates: ECE and log loss before and after, and the diagrams.
-    assert {"test_topic_ece", "test_topic_ece_uncalibrated", "validation_tone_log_loss_uncalibrated"} <= set(
+    assert {"test/topic/ece", "test/topic/ece_uncalibrated", "validation/tone/log_loss_uncalibrated"} <= set(
         run.data.metrics
     )
     assert "topic/reliability_test.png" in {a.path for a in client.list_artifacts(result.run_id, "topic")}
