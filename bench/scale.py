@@ -183,7 +183,8 @@ def markdown(results: list[dict], epochs: int, batch_size: int) -> str:
         "# Training beyond memory: streaming vs in-memory on synthetic CEP corpora",
         "",
         f"`make bench-scale`: articles of {SENTENCES_PER_ARTICLE} random CEP sentences (~75 words), "
-        f"experiments/streaming.toml's features and classifiers with a random 70/15/15 split, up to {epochs} epochs, "
+        "experiments/streaming.toml's features, classifiers and calibration with a stratified 70/15/15 split, "
+        f"up to {epochs} epochs, "
         f"batch_size {batch_size}; one `newsclf train` process per row on a 2-core machine shared with other work. "
         "CPU time is the training process's user + system time (steadier than wall time on a shared machine). "
         "Peak RSS is the whole process tree's, sampled every 0.2 s; the artifact is the logged model folder.",

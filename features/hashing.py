@@ -10,7 +10,11 @@ corpus's rare n-grams do, which costs little accuracy and keeps memory independe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
+from scipy import sparse
 from sklearn.pipeline import FeatureUnion
 
 from features.tfidf import FeatureConfig, NgramConfig, build_feature_steps
@@ -48,11 +52,14 @@ class DocumentFrequencies:
         self.counts = [np.zeros(vectorizer.n_features, dtype=np.int64) for _, vectorizer in self._blocks]
         self.documents = 0
 
-    def add(self, cleaned_texts: list[str]) -> None:
-        """Count the documents each column occurs in (a column appears once per row of a count matrix)."""
-        for counts, (_, vectorizer) in zip(self.counts, self._blocks):
-            counts += np.bincount(vectorizer.counts(cleaned_texts).indices, minlength=len(counts))
+    def add(self, cleaned_texts: list[str]) -> list[sparse.csr_matrix]:
+        """Count the documents each column occurs in (a column appears once per row of a count matrix);
+        return each block's count matrix of the texts."""
+        blocks = [vectorizer.counts(cleaned_texts) for _, vectorizer in self._blocks]
+        for counts, block in zip(self.counts, blocks):
+            counts += np.bincount(block.indices, minlength=len(counts))
         self.documents += len(cleaned_texts)
+        return blocks
 
     def apply(self, config: FeatureConfig) -> None:
         """Set each block's ``idf_`` from the counts and its ``min_df`` / ``max_df``."""
@@ -61,3 +68,73 @@ class DocumentFrequencies:
             block = settings[name]
             min_df = block.min_df if isinstance(block.min_df, int) else block.min_df * self.documents
             vectorizer.set_document_frequencies(counts, self.documents, min_df=min_df, max_df=block.max_df)
+
+
+# The largest count a CountCache keeps (counts are stored as uint16).
+_MAX_COUNT = np.iinfo(np.uint16).max
+
+
+class CountCache:
+    """The hashed n-gram counts of a stream of articles, every block's, in a file at ``path``:
+    written once by the counting pass, read back by each epoch instead of reading, cleaning and
+    hashing the texts again (two thirds of an epoch's time).
+
+    6 bytes per stored count (an int32 column and a uint16 count: ~8 KB per article of 75 words
+    with word 1-3 and char 3-5 grams), counts above 65,535 clipped; in memory only the chunk read.
+    """
+
+    def __init__(self, path: Path, widths: list[int]):
+        self.path, self.rows = Path(path), 0
+        self._widths = widths
+        self._file = open(self.path, "wb")
+
+    def append(self, blocks: list[sparse.csr_matrix]) -> None:
+        """Store the next articles' count matrices, one per block, in order."""
+        np.array([blocks[0].shape[0]], dtype=np.int64).tofile(self._file)
+        for block in blocks:
+            np.diff(block.indptr).astype(np.int32).tofile(self._file)
+            block.indices.astype(np.int32, copy=False).tofile(self._file)
+            np.minimum(block.data, _MAX_COUNT).astype(np.uint16).tofile(self._file)
+        self.rows += blocks[0].shape[0]
+
+    def close(self) -> None:
+        """Finish writing (reading closes it too)."""
+        self._file.close()
+
+    def chunks(self, rows: int) -> Iterator[list[list[sparse.csr_matrix]]]:
+        """The stored count matrices in order, at least ``rows`` articles at a time (the last chunk may
+        hold fewer): each chunk the pieces as appended, each piece one matrix per block, with uint16
+        counts (:func:`take_rows` gathers rows across pieces without stacking whole chunks)."""
+        self.close()
+        pending: list[list[sparse.csr_matrix]] = []
+        held = 0
+        with open(self.path, "rb") as handle:
+            while len(header := np.fromfile(handle, dtype=np.int64, count=1)):
+                pending.append([self._read_block(handle, int(header[0]), width) for width in self._widths])
+                held += int(header[0])
+                if held >= rows:
+                    yield pending
+                    pending, held = [], 0
+        if pending:
+            yield pending
+
+    @staticmethod
+    def _read_block(handle, n: int, width: int) -> sparse.csr_matrix:
+        lengths = np.fromfile(handle, dtype=np.int32, count=n)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        indices = np.fromfile(handle, dtype=np.int32, count=int(indptr[-1]))
+        data = np.fromfile(handle, dtype=np.uint16, count=int(indptr[-1]))
+        return sparse.csr_matrix((data, indices, indptr), shape=(n, width))
+
+
+def take_rows(pieces: list[list[sparse.csr_matrix]], rows: np.ndarray) -> list[sparse.csr_matrix]:
+    """Rows ``rows`` (sorted, counted across the pieces of a :meth:`CountCache.chunks` chunk) of every block."""
+    offsets = np.cumsum([0] + [piece[0].shape[0] for piece in pieces])
+    owner = np.searchsorted(offsets, rows, side="right") - 1
+    chosen = [(piece, rows[owner == k] - offsets[k]) for k, piece in enumerate(pieces)]
+    chosen = [(piece, local) for piece, local in chosen if len(local)]
+    return [
+        sparse.vstack([piece[block][local] for piece, local in chosen], format="csr")
+        for block in range(len(pieces[0]))
+    ]

@@ -23,6 +23,9 @@ from sklearn.preprocessing import normalize
 from newsclf.counting import flatten_counters
 from newsclf.steps import tfidf_of
 
+# Texts counted and weighted at a time by HashedTfidfVectorizer.transform.
+_TRANSFORM_CHUNK = 2000
+
 
 class HashedTfidfVectorizer(HashingVectorizer):
     """Hashed n-gram counts weighted as ``TfidfVectorizer(sublinear_tf=..., norm="l2")`` weights them.
@@ -84,14 +87,22 @@ class HashedTfidfVectorizer(HashingVectorizer):
         return self
 
     def transform(self, X):
-        """TF-IDF rows, l2-normalised, in the hashed columns."""
-        matrix = self.counts(X).astype(self.dtype)
+        """TF-IDF rows, l2-normalised, in the hashed columns; computed ``_TRANSFORM_CHUNK`` texts at a
+        time, as the counting and weighting of many texts at once would hold three times the result."""
+        if isinstance(X, str) or not hasattr(X, "__len__") or len(X) <= _TRANSFORM_CHUNK:
+            return self.weighted(self.counts(X))
+        chunks = [self.weighted(self.counts(X[i : i + _TRANSFORM_CHUNK])) for i in range(0, len(X), _TRANSFORM_CHUNK)]
+        return sparse.vstack(chunks, format="csr")
+
+    def weighted(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+        """:meth:`transform`'s rows from :meth:`counts`' (streaming training keeps counts between epochs)."""
+        matrix = counts.astype(self.dtype)  # a copy: weighted in place below
         if self.sublinear_tf:
             np.log(matrix.data, matrix.data)
             matrix.data += 1.0
         idf = getattr(self, "idf_", None)
         if idf is not None:
-            matrix = (matrix @ sparse.diags(idf)).tocsr()
+            matrix.data *= idf[matrix.indices]  # as matrix @ diags(idf), without a second matrix
             matrix.eliminate_zeros()
         return normalize(matrix, norm="l2", copy=False)
 

@@ -403,15 +403,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     progress = _progress(args.quiet)
     result = evaluate(request, resolve_tracking_uri(args.tracking_uri), progress)
-    m = result.metrics
     for task in ("topic", "tone"):
-        if f"{task}_accuracy" in m:
+        m = {
+            name.removeprefix(f"{task}/"): value
+            for name, value in result.metrics.items()
+            if name.startswith(f"{task}/")
+        }
+        if "accuracy" in m:
             print(
-                f"{task}: accuracy {m[f'{task}_accuracy']:.3f} "
-                f"[{m[f'{task}_accuracy_ci_low']:.3f}, {m[f'{task}_accuracy_ci_high']:.3f}], "
-                f"macro-F1 {m[f'{task}_macro_f1']:.3f} "
-                f"[{m[f'{task}_macro_f1_ci_low']:.3f}, {m[f'{task}_macro_f1_ci_high']:.3f}] "
-                f"on {int(m[f'{task}_items'])} articles"
+                f"{task}: accuracy {m['accuracy']:.3f} [{m['accuracy_ci_low']:.3f}, {m['accuracy_ci_high']:.3f}], "
+                f"macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci_low']:.3f}, {m['macro_f1_ci_high']:.3f}] "
+                f"on {int(m['items'])} articles"
             )
     if result.verdict:
         print(f"compared with {args.compare}: {result.verdict}")
@@ -529,13 +531,13 @@ def _predict_on_cluster(args: argparse.Namespace) -> int:
 
 
 def _progress(quiet: bool):
-    """Progress lines on stderr, or silence with --quiet: datasets' progress bars and MLflow's INFO
-    lines ("View run ...") too, so that only results reach the terminal."""
+    """Progress lines on stderr, or silence with --quiet: datasets' progress bars and MLflow's own
+    lines ("View run ...", "Successfully registered model ...") too, so only results reach the terminal."""
     if quiet:
-        import logging
+        from mlflow.utils.logging_utils import disable_logging
 
         os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        disable_logging()  # MLflow's logger and its registry's prints share this one stream
         return lambda message: None
     return lambda message: print(message, file=sys.stderr, flush=True)
 

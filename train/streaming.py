@@ -1,27 +1,33 @@
 """Training on corpora larger than memory (``[fit] mode = "streaming"``).
 
-No list of all texts is ever built. The source is read through ``datasets`` (Arrow, memory-mapped)
-in batches, several times:
+No list of all texts is ever built. The source is read through ``datasets`` (its Arrow files read
+in batches into memory freed after each, see :func:`_column_batches`) in two passes:
 
-1. *scan*: every row is checked and mapped as in-memory loading checks it, cleaned, fingerprinted
-   for de-duplication (train/streaming_dedup.py) and assigned a split; per article only a few
+1. *scan*: every row is checked and mapped as in-memory loading checks it, ids checked unique
+   (8 bytes per article), cleaned, fingerprinted for de-duplication (train/streaming_dedup.py);
+   then the split is assigned (a stratified one exactly as in memory); per article only a few
    bytes (labels, split, fingerprints) are kept;
 2. *count*: document frequencies of the hashed n-grams of the kept training articles
-   (features/hashing.py) and the class counts that give the class weights; the validation and
-   test articles to score on are kept (up to ``fit.held_out_limit`` each, a seeded sample);
-3. *epochs*: the kept training articles, shuffled within a buffer of ``fit.shuffle_buffer``,
+   (features/hashing.py) and the class counts that give the class weights; the training
+   articles' hashed counts are kept on disk for the epochs (``CountCache``); the validation and
+   test articles to score on (up to ``fit.held_out_limit`` each, a seeded sample) and a slice of
+   training articles held out for calibration are kept in memory;
+3. *epochs*: the cached counts, shuffled within a buffer of ``fit.shuffle_buffer`` articles,
    update SGD logistic classifiers (topic, tone, tone-applies) with ``partial_fit``. After each
    epoch: validation macro-F1 as MLflow step metrics, a checkpoint artifact, early stopping.
 
-The model is the same kind ``fit_model`` makes (clean -> tfidf -> classifier pipelines in a
-NewsClassifier) with hashed TF-IDF blocks, logged, registered and promoted as in-memory training
-does. ``resume`` continues a run from its last checkpoint, in the same MLflow run.
+Then the best epoch's model is calibrated on the held-out training slice, evaluated, explained,
+logged, registered, promoted and given a model card by the in-memory code (train/calibration.py,
+train/training.py's evaluation, train/explanation_pages.py, train/card.py). The model is the same
+kind ``fit_model`` makes (clean -> tfidf -> classifier pipelines in a NewsClassifier) with hashed
+TF-IDF blocks. ``resume`` continues a run from its last checkpoint, in the same MLflow run.
 """
 
 from __future__ import annotations
 
 import copy
 import glob
+import os
 import tempfile
 import time
 from collections import Counter
@@ -35,7 +41,7 @@ import numpy as np
 from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from features.hashing import DocumentFrequencies, build_hashed_steps
+from features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, take_rows
 from newsclf.cleaning import ArticleCleaner
 from newsclf.errors import NewsclfError
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
@@ -52,6 +58,7 @@ from train.data import (
     map_label,
     require_columns,
 )
+from train.metrics import VALIDATION_SCORE, metric_name, selection_score
 from train.sources import SourceError, detect_format, read_dataset
 from train.sources import describe as describe_source
 from train.streaming_dedup import StreamingDeduplicator
@@ -59,10 +66,25 @@ from train.streaming_dedup import StreamingDeduplicator
 CHECKPOINT = "checkpoint.joblib"
 CHECKPOINT_FOLDER = "checkpoints"
 _TRAIN, _VALIDATION, _TEST, _DROPPED = 0, 1, 2, -1
+# Training articles held out of the epochs to fit the probability calibration on (see _hold_out_for_calibration).
+_CALIBRATION = 3
+# The share of the training articles held out for calibration (at most fit.held_out_limit), and the
+# fewest worth holding out: below it the model is left uncalibrated.
+_CALIBRATION_SHARE = 1 / 20
+_CALIBRATION_MIN = 20
 _NO_TONE = -1
 _GLOB_MARKS = "*?["
 # Seconds between progress lines.
 _PROGRESS_EVERY = 2.0
+# glibc's mallopt parameter for the size from which blocks are mapped (and unmapped when freed) alone.
+_M_MMAP_THRESHOLD = -3
+# Validation articles transformed at a time when scoring an epoch.
+_SCORING_CHUNK = 2000
+# The one field of the row standing for a broken JSON Lines line in a marked copy (see _marked_copy).
+BROKEN_LINE = "_newsclf_broken_line"
+# Source file (path, mtime, size) -> its marked copy, and the temporary folder holding the copies.
+_MARKED_COPIES: dict[tuple, str] = {}
+_SCRATCH: list[Path] = []
 
 
 class StreamingError(NewsclfError):
@@ -80,6 +102,7 @@ class _Rows:
     tones: list[str | None] = field(default_factory=list)
     dates: list[str | None] = field(default_factory=list)
     split_values: list[Any] = field(default_factory=list)
+    places: list[tuple[str, int]] = field(default_factory=list)  # (file, row) of each, for messages
 
 
 @dataclass
@@ -96,19 +119,20 @@ class _Scan:
     dedup_bytes_per_article: int = 0
 
 
-def iter_batches(data: DataConfig, batch_size: int, split_column: str = "") -> Iterator[tuple[str, list[dict]]]:
+def iter_batches(
+    data: DataConfig, batch_size: int, split_column: str = "", skip_broken_lines: bool = False
+) -> Iterator[tuple[str, list[dict]]]:
     """``(where, rows)`` batches of raw rows, each row a dict with ``_row`` (its 1-based number in
-    ``where``): every file a glob in ``data.source`` matches, in name order, or the one source."""
+    ``where``): every file a glob in ``data.source`` matches, in name order, or the one source.
+
+    A JSON Lines line that is not a JSON object stops with its file and line named; with
+    ``skip_broken_lines`` it comes as a row holding only ``BROKEN_LINE`` (what is wrong with it).
+    """
     for where in _sources(data):
-        try:
-            dataset = read_dataset(where, data.format, data.split_name)
-        except SourceError:
-            if detect_format(where, data.format) == "json":
-                _require_json_lines(Path(describe_source(where)))
-            raise
-        require_columns(set(dataset.column_names), data, split_column, where)
+        dataset = _open(where, data, skip_broken_lines)
+        require_columns(set(dataset.column_names) - {BROKEN_LINE}, data, split_column, where)
         row = 0
-        for batch in dataset.iter(batch_size=batch_size):
+        for batch in _column_batches(dataset, batch_size):
             names = list(batch)
             rows = []
             for values in zip(*(batch[name] for name in names)):
@@ -117,21 +141,153 @@ def iter_batches(data: DataConfig, batch_size: int, split_column: str = "") -> I
             yield where, rows
 
 
-def _require_json_lines(path: Path) -> None:
-    """Name the first line of a JSON Lines file that is not JSON (datasets' own error names none)."""
+def _open(where: str, data: DataConfig, skip_broken_lines: bool):
+    """The dataset of one source; for a JSON Lines file with broken lines, of its copy with them marked."""
+    marked = _MARKED_COPIES.get(_version(where))
+    if marked:
+        return read_dataset(marked, "json", data.split_name)
+    try:
+        return read_dataset(where, data.format, data.split_name)
+    except SourceError:
+        if detect_format(where, data.format) != "json":
+            raise
+        path = Path(describe_source(where)).expanduser()
+        if not skip_broken_lines:
+            _require_json_lines(path)
+            raise
+        copy = _marked_copy(path)
+        if copy is None:  # no broken line: the file fails for another reason, said by the reader
+            raise
+        _MARKED_COPIES[_version(where)] = str(copy)
+        return read_dataset(str(copy), "json", data.split_name)
+
+
+def _version(where: str) -> tuple:
+    """A source file as it is now (a changed file gets a new marked copy)."""
+    path = Path(describe_source(where)).expanduser()
+    stat = path.stat() if path.is_file() else None
+    return (str(path), stat.st_mtime_ns, stat.st_size) if stat else (str(path),)
+
+
+def _scratch_prefix(kind: str) -> str:
+    """The name start of a temporary folder of this process (see :func:`_remove_stale_scratch`)."""
+    return f"newsclf-{kind}-{os.getpid()}-"
+
+
+def _remove_stale_scratch() -> None:
+    """Remove the temporary folders (counts, marked copies: gigabytes for a large corpus) that streaming
+    trainings killed before they could clean up left behind, once their process is gone."""
+    import re
+    import shutil
+
+    from newsclf._files import process_alive
+
+    for folder in Path(tempfile.gettempdir()).glob("newsclf-*-*-*"):
+        found = re.fullmatch(r"newsclf-(?:counts|marked)-(\d+)-\w+", folder.name)
+        if found and folder.is_dir() and not process_alive(int(found.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _broken(line: bytes) -> str:
+    """What is wrong with one JSON Lines line, or "" (blank lines are skipped by every reader)."""
     import json
 
-    with open(path, encoding="utf-8") as handle:
+    if not line.strip():
+        return ""
+    try:
+        value = json.loads(line)
+    except UnicodeDecodeError:  # not UTF-8: train.sources names such a line itself
+        return ""
+    except ValueError as exc:
+        return f"is not valid JSON ({exc.msg})"
+    return "" if isinstance(value, dict) else f"is a JSON {type(value).__name__}, not an object"
+
+
+def _require_json_lines(path: Path) -> None:
+    """Name the first line of a JSON Lines file that is not a JSON object (datasets' own error names none)."""
+    with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                json.loads(line)
-            except ValueError as exc:
+            if problem := _broken(line):
                 raise StreamingError(
-                    f"{path}: line {number} is not valid JSON ({exc.msg}); fix or remove the line "
-                    "(skip_bad_rows skips rows that parse but cannot be used, not broken JSON)"
-                ) from None
+                    f"{path}: line {number} {problem}; fix or remove the line, or set fit.skip_bad_rows = true "
+                    "to skip and count such lines"
+                )
+
+
+def _marked_copy(path: Path) -> Path | None:
+    """A copy of the JSON Lines file at ``path`` with each broken line replaced by a ``BROKEN_LINE``
+    row saying what is wrong (so every pass sees it at its place and the scan counts it); None
+    when no line is broken. Written into a temporary folder removed when the process exits."""
+    import json
+
+    if not _SCRATCH:
+        import atexit
+        import shutil
+
+        _SCRATCH.append(Path(tempfile.mkdtemp(prefix=_scratch_prefix("marked"))))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    copy = _SCRATCH[0] / f"{len(list(_SCRATCH[0].iterdir()))}-{path.name}"
+    broken = 0
+    with open(path, "rb") as source, open(copy, "wb") as target:
+        for number, line in enumerate(source, start=1):
+            if problem := _broken(line):
+                broken += 1
+                line = (json.dumps({BROKEN_LINE: f"line {number} {problem}"}) + "\n").encode()
+            target.write(line)
+    if not broken:
+        copy.unlink()
+        return None
+    return copy
+
+
+def _column_batches(dataset, batch_size: int) -> Iterator[dict[str, list]]:
+    """``{column: values}`` batches of ``batch_size`` rows, as ``dataset.iter`` gives them.
+
+    Read from the dataset's Arrow files with plain reads into memory freed after each batch, not
+    through the memory map ``dataset.iter`` reads: mapped pages, once read, stay in the process's
+    resident memory until the map is closed, so a pass over a 1M-article file would add the whole
+    file to it. A dataset that is not its files as they are (an indices mapping or a slice left by
+    ``select``, a cast, no files) is read with ``dataset.iter``.
+    """
+    import pyarrow as pa
+
+    files = [entry["filename"] for entry in dataset.cache_files]
+    if getattr(dataset, "_indices", None) is not None or not files or not _is_its_files(dataset, files):
+        yield from dataset.iter(batch_size=batch_size)
+        return
+    decode = dataset.features.decode_batch  # values as datasets gives them (a JSON column of mixed types)
+    pending: list = []
+    held = read = 0
+    for name in files:
+        with pa.OSFile(name) as handle:
+            for record in pa.ipc.open_stream(handle):
+                pending.append(record)
+                held += record.num_rows
+                read += record.num_rows
+                while held >= batch_size:
+                    table = pa.Table.from_batches(pending)
+                    yield decode(table.slice(0, batch_size).to_pydict())
+                    rest = table.slice(batch_size)
+                    pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield decode(pa.Table.from_batches(pending).to_pydict())
+    if read != len(dataset):
+        raise StreamingError(f"read {read} rows of {len(dataset)} from the Arrow files {files}; report this as a bug")
+
+
+def _is_its_files(dataset, files: list[str]) -> bool:
+    """Whether ``dataset`` is its Arrow files as they are: the same columns and types and every row
+    (not a slice or a cast of them; rows counted through the map, which reads only their headers)."""
+    import pyarrow as pa
+
+    rows = 0
+    for name in files:
+        with pa.memory_map(name) as handle:
+            reader = pa.ipc.open_stream(handle)
+            if not reader.schema.equals(dataset.data.schema, check_metadata=False):
+                return False
+            rows += sum(batch.num_rows for batch in reader)
+    return rows == len(dataset) == dataset.data.num_rows
 
 
 def _sources(data: DataConfig) -> list[str]:
@@ -152,15 +308,16 @@ def read_rows(config: ExperimentConfig, scan: _Scan | None = None) -> Iterator[_
 
     A row that cannot be used (not text, a label neither allowed nor mapped, no topic, a bad date
     under a temporal split) stops with one line naming its file and row, or with
-    ``fit.skip_bad_rows`` is skipped and counted in ``scan``. Empty texts and dropped labels are
-    skipped and counted as in-memory loading counts them.
+    ``fit.skip_bad_rows`` is skipped and counted in ``scan``; so is a JSON Lines line that is not a
+    JSON object (see :func:`iter_batches`). Empty texts and dropped labels are skipped and counted
+    as in-memory loading counts them.
     """
     data, fit = config.data, config.fit
     split_column = config.split.column if config.split.mode == "column" else ""
     position = 0
     rows = _Rows()
     dropped: Counter = Counter()
-    for where, raw_rows in iter_batches(data, fit.batch_size, split_column):
+    for where, raw_rows in iter_batches(data, fit.batch_size, split_column, fit.skip_bad_rows):
         for raw in raw_rows:
             if scan is not None:
                 scan.report.rows += 1
@@ -182,6 +339,7 @@ def read_rows(config: ExperimentConfig, scan: _Scan | None = None) -> Iterator[_
                 dropped[parsed] += 1
                 continue
             rows.positions.append(position)
+            rows.places.append((where, raw["_row"]))
             for values, value in zip(
                 (rows.ids, rows.texts, rows.topics, rows.tones, rows.dates, rows.split_values), parsed
             ):
@@ -200,6 +358,8 @@ def _parse_row(raw: dict, data: DataConfig, config: ExperimentConfig, where: str
     """The row's (id, text, topic, tone, date, split value); None for an empty text; the raw label
     (a str) for a row dropped by label. Raises DataError naming file and row for a bad row."""
     row = raw["_row"]
+    if raw.get(BROKEN_LINE):
+        raise DataError(f"{where}: {raw[BROKEN_LINE]}")
     item_id = raw.get(data.id_column) if data.id_column else None
     item_id = str(item_id) if item_id is not None else f"row-{row}"
     label = f"{where}: row {row} (id {item_id})"
@@ -231,7 +391,8 @@ def _parse_row(raw: dict, data: DataConfig, config: ExperimentConfig, where: str
 
 
 def scan(config: ExperimentConfig, progress: Callable[[str], None]) -> _Scan:
-    """The scan pass: check every row, de-duplicate, assign splits and labels (see the module docstring)."""
+    """The scan pass: check every row, check ids are unique, de-duplicate, assign splits and labels
+    (see the module docstring)."""
     report = LoadReport(source=describe_source(config.data.source), fingerprint=_fingerprint(config.data))
     result = _Scan(report, np.empty(0, np.int8), np.empty(0, np.int8), np.empty(0, np.int8))
     dedup = (
@@ -242,28 +403,135 @@ def scan(config: ExperimentConfig, progress: Callable[[str], None]) -> _Scan:
     dedup_cleaner = ArticleCleaner()  # the cleaner in-memory de-duplication uses, whatever [features] says
     topic_index = {label: i for i, label in enumerate(config.data.topic_labels)}
     tone_index = {label: i for i, label in enumerate(config.data.tone_labels)}
-    rng = np.random.default_rng(config.seed)
-    splits, topics, tones = [], [], []
+    splits, topics, tones, ids = [], [], [], []
     meter = _Meter("scan", progress)
     for rows in read_rows(config, result):
         if dedup is not None:
             dedup.add(list(dedup_cleaner.transform(rows.texts)))
-        splits.append(_assign_splits(rows, config, rng))
+        if config.split.mode != "stratified":
+            splits.append(_assign_splits(rows, config))
         topics.append(np.array([topic_index[t] for t in rows.topics], dtype=np.int8))
         tones.append(np.array([_NO_TONE if t is None else tone_index[t] for t in rows.tones], dtype=np.int8))
+        if config.data.id_column:
+            ids.append(id_digests(rows.ids))
         meter.advance(len(rows.positions))
-    if not splits:
+    if not topics:
         raise DataError(
             f"{report.source}: no articles left; the data is empty, every {config.data.text_column!r} is blank, "
             "or every label is dropped"
         )
-    result.split, result.topic, result.tone = np.concatenate(splits), np.concatenate(topics), np.concatenate(tones)
+    result.topic, result.tone = np.concatenate(topics), np.concatenate(tones)
+    if ids:
+        _require_unique_ids(config, np.concatenate(ids))
+    del ids
+    keep = np.ones(len(result.topic), dtype=bool)
     if dedup is not None:
         keep, result.dedup = dedup.keep()
         result.dedup_bytes_per_article = dedup.bytes_per_article
-        result.split[~keep] = _DROPPED
         report.duplicates_removed = int((~keep).sum())
+        del dedup
+    if config.split.mode == "stratified":
+        result.split = _stratified_splits(result.topic, keep, config)
+    else:
+        result.split = np.concatenate(splits)
+        result.split[~keep] = _DROPPED
+    release_memory()
     return result
+
+
+def id_digests(ids: list[str]) -> np.ndarray:
+    """8-byte digests of article ids: what the uniqueness check keeps per article (8 MB per million)."""
+    import hashlib
+
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(item.encode(), digest_size=8).digest()) for item in ids),
+        dtype=np.uint64,
+        count=len(ids),
+    )
+
+
+def _require_unique_ids(config: ExperimentConfig, digests: np.ndarray) -> None:
+    """Fail on the first article (in data order) whose id an earlier one has, naming both places, as
+    in-memory loading does; the ids themselves are read again only to name them."""
+    order = np.argsort(digests, kind="stable")
+    ordered = digests[order]
+    repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if not len(repeats):
+        return
+    # Each repeat's later position, earliest first; its first holder is the first of its digest's run.
+    later = order[repeats + 1]
+    first_of_run = order[np.searchsorted(ordered, ordered[repeats + 1], side="left")]
+    for position, first in sorted(zip(later.tolist(), first_of_run.tolist())):
+        found = _rows_at(config, {first, position})
+        (first_id, first_place), (item_id, place) = found[first], found[position]
+        if first_id == item_id:  # not two ids whose digests collide
+            raise DataError(
+                f"id {item_id!r} is on {_place(first_place)} and {_place(place)}; ids must be unique, so fix the "
+                f'{config.data.id_column!r} column or set data.id_column = "" to number the rows'
+            )
+
+
+def _rows_at(config: ExperimentConfig, positions: set[int]) -> dict[int, tuple[str, tuple[str, int]]]:
+    """(id, (file, row)) of the good rows at ``positions``, read again from the source."""
+    found = {}
+    for rows in read_rows(config):
+        for i, position in enumerate(rows.positions):
+            if position in positions:
+                found[position] = (rows.ids[i], rows.places[i])
+        if len(found) == len(positions):
+            break
+    return found
+
+
+def _place(place: tuple[str, int]) -> str:
+    return f"{place[0]}: row {place[1]}"
+
+
+def _stratified_splits(topics: np.ndarray, keep: np.ndarray, config: ExperimentConfig) -> np.ndarray:
+    """Split codes of the kept articles, stratified by topic as in-memory training splits them
+    (train.data.split_indices on the same articles gives the same split); removed copies _DROPPED.
+
+    A copy is removed before splitting, so a duplicate group is in one split only (its first article's).
+    """
+    from train.data import split_indices
+
+    kept = np.flatnonzero(keep)
+    # Codes ordered as the labels' names are, so the split is the one the names themselves give.
+    rank = np.argsort(np.argsort(np.array(config.data.topic_labels, dtype=object)))
+    train, validation, test = split_indices(rank[topics[kept]], config.split, config.seed)
+    split = np.full(len(topics), _DROPPED, dtype=np.int8)
+    for code, chosen in ((_TRAIN, train), (_VALIDATION, validation), (_TEST, test)):
+        split[kept[np.asarray(chosen, dtype=np.int64)]] = code
+    return split
+
+
+def release_memory() -> None:
+    """Give the memory freed by a pass back to the system (glibc keeps freed small blocks for reuse,
+    which after a pass over millions of rows holds hundreds of MB that no later pass needs)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _free_large_blocks_at_once() -> None:
+    """Have glibc give blocks of 1 MB and more back to the system as soon as they are freed. By
+    default it raises that threshold (to up to 32 MB) whenever such a block is freed, after which the
+    per-batch arrays of tens of MB land on a heap that fragments and grows from pass to pass."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+
+
+def _glibc():
+    """The C library when it is glibc (the memory calls above are glibc's), else None."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
 
 
 def _fingerprint(data: DataConfig) -> str:
@@ -282,10 +550,9 @@ def _fingerprint(data: DataConfig) -> str:
     return digest.hexdigest() if files else ""
 
 
-def _assign_splits(rows: _Rows, config: ExperimentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Split codes: by date (temporal), the data's own column, or at random with the configured
-    fractions (``stratified`` is not possible without every label in memory: the fractions hold
-    per topic only on average)."""
+def _assign_splits(rows: _Rows, config: ExperimentConfig) -> np.ndarray:
+    """Split codes by date (temporal) or the data's own column (``stratified`` is decided after the
+    scan, see :func:`_stratified_splits`)."""
     split = config.split
     if split.mode == "temporal":
         return np.array(
@@ -295,12 +562,7 @@ def _assign_splits(rows: _Rows, config: ExperimentConfig, rng: np.random.Generat
             ],
             dtype=np.int8,
         )
-    if split.mode == "column":
-        return np.array([SPLIT_NAMES.index(value) for value in rows.split_values], dtype=np.int8)
-    draw = rng.random(len(rows.positions))
-    return np.where(
-        draw < split.validation, _VALIDATION, np.where(draw < split.validation + split.test, _TEST, _TRAIN)
-    ).astype(np.int8)
+    return np.array([SPLIT_NAMES.index(value) for value in rows.split_values], dtype=np.int8)
 
 
 @dataclass
@@ -324,17 +586,34 @@ def train_streaming(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from train.metrics import selection_score
+    from train.card import CARD_ARTIFACT, model_card
+    from train.explanation_pages import log_explanation_pages
     from train.promotion import promote
-    from train.registry import log_model, register
-    from train.tracking import connect, end_stale_runs, git_commit, liveness
-    from train.training import TrainResult, log_promotion
+    from train.registry import describe, register
+    from train.tracking import (
+        connect,
+        end_stale_runs,
+        liveness,
+        log_streamed_inputs,
+        run_name,
+        run_tags,
+        use_experiment,
+    )
+    from train.training import (
+        EXPERIMENT_DESCRIPTION,
+        TrainResult,
+        evaluate_and_log,
+        log_model_with_metrics,
+        log_promotion,
+    )
 
     review = [key for key in ("corrections", "label_issues") if str(getattr(config.data, key, "")).strip()]
     if review:
         raise StreamingError(
             f"data.{review[0]} is applied by in-memory loading only; train in memory or apply it to the data first"
         )
+    _free_large_blocks_at_once()
+    _remove_stale_scratch()
     if connect(tracking_uri):
         client = MlflowClient(tracking_uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
@@ -342,10 +621,10 @@ def train_streaming(
             progress(f"marked run {stale.run_id} ({stale.name}) KILLED: {stale.reason}")
     client = MlflowClient(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(config.tracking.experiment)
+    use_experiment(config.tracking.experiment, EXPERIMENT_DESCRIPTION)
     state = _resumed_state(client, config, resume) if resume else None
     with (
-        mlflow.start_run(run_id=resume, run_name=None if resume else config.name) as run,
+        mlflow.start_run(run_id=resume, run_name=None if resume else run_name(config)) as run,
         liveness(tracking_uri, run.info.run_id),
     ):
         try:
@@ -355,25 +634,41 @@ def train_streaming(
                 f"run {resume} was trained with other settings than {config.name}; resume it with the same "
                 "--experiment, --data and --set, or start a new run"
             ) from None
-        mlflow.set_tags({"git_commit": git_commit(), "newsclf.fit_mode": "streaming"})
         progress("scanning the data: checking rows, de-duplicating, assigning splits")
         scanned = scan(config, progress)
+        mlflow.set_tags(run_tags(config, scanned.report) | {"newsclf.fit_mode": "streaming"})
         _log_scan(scanned, config)
+        sizes = {split: int((scanned.split == code).sum()) for code, split in enumerate(SPLIT_NAMES)}
+        datasets = log_streamed_inputs(config.data, scanned.report, sizes)
+        mlflow.log_param("dataset.calibration_articles", _hold_out_for_calibration(scanned, config))
         (_, cleaner), (_, features) = build_hashed_steps(config.features, config.fit.n_features)
         progress("counting document frequencies of the hashed n-grams")
-        held_out = _count(config, scanned, features, cleaner, progress)
-        has_tone = bool(config.data.tone_column) and bool((scanned.tone[scanned.split == _TRAIN] >= 0).any())
-        classifiers = _new_classifiers(config, scanned, has_tone)
-        state = state or _State(0, classifiers, copy.deepcopy(classifiers))
-        _fit_epochs(config, scanned, features, cleaner, state, held_out["validation"], progress)
-        model = _model(config, cleaner, features, state.best, {"experiment": config.name, "run_id": run.info.run_id})
-        progress(f"evaluating the epoch-{state.best_epoch} model on validation and test")
-        metrics = _evaluate(model, {name: held_out[name] for name in ("validation", "test")})
-        info = log_model(model, held_out["validation"].texts[:2] or held_out["test"].texts[:2])
-        score = selection_score(
-            {task: metrics[key] for task in model.tasks if (key := f"validation_{task}_macro_f1") in metrics}
+        with tempfile.TemporaryDirectory(prefix=_scratch_prefix("counts")) as scratch:
+            cache = CountCache(Path(scratch) / "counts", [block.n_features for _, block in features.transformer_list])
+            held_out = _count(config, scanned, features, cleaner, cache, progress)
+            cache.close()
+            progress(
+                f"{cache.rows:,} training articles' hashed counts kept on disk for the epochs "
+                f"({cache.path.stat().st_size / 2**20:,.0f} MB, removed at the end)"
+            )
+            has_tone = bool(config.data.tone_column) and bool((scanned.tone[scanned.split == _TRAIN] >= 0).any())
+            classifiers = _new_classifiers(config, scanned, has_tone)
+            state = state or _State(0, classifiers, copy.deepcopy(classifiers))
+            _fit_epochs(config, scanned, features, cleaner, cache, state, held_out["validation"], progress)
+        state.classifiers = state.best  # the last epoch's classifiers are not needed any more: free them
+        uncalibrated = _model(
+            config, cleaner, features, state.best, {"experiment": config.name, "run_id": run.info.run_id}
         )
-        mlflow.log_metric("validation_score", score)
+        release_memory()
+        model = _calibrated(uncalibrated, config, held_out, progress)
+        progress(f"evaluating the epoch-{state.best_epoch} model on validation and test")
+        metrics: dict[str, float] = {}
+        for part in ("validation", "test"):  # one split at a time: their feature matrices are never held together
+            metrics |= evaluate_and_log(model, uncalibrated, {part: held_out[part]})
+            release_memory()
+        log_explanation_pages(model, held_out["validation"], run.info.run_id)
+        examples = held_out["validation"].texts[:2] or held_out["test"].texts[:2]
+        info, score = log_model_with_metrics(model, metrics, datasets, examples)
         name = config.tracking.registered_model
         progress(f"registering {name}")
         version = register(
@@ -383,10 +678,14 @@ def train_streaming(
         splits = Splits(empty, held_out["validation"], held_out["test"], scanned.report, has_tone=has_tone)
         promotion = promote(model, version, splits, config, tracking_uri)
         log_promotion(promotion, name, version, tracking_uri)
+        progress("writing the model card")
+        card = model_card(name, version, config, splits, model, model, promotion, run.info.run_id, sizes)
+        mlflow.log_text(card, CARD_ARTIFACT)
+        describe(name, version, card)
         mlflow.set_tags({"registered_version": version, "promoted": str(promotion.promoted).lower()})
     progress(f"done: {name} version {version}" + ("" if promotion.promoted else f" not promoted: {promotion.reason}"))
     return TrainResult(
-        run.info.run_id, name, version, promotion.promoted, metrics | {"validation_score": score}, promotion.reason
+        run.info.run_id, name, version, promotion.promoted, metrics | {VALIDATION_SCORE: score}, promotion.reason
     )
 
 
@@ -447,14 +746,15 @@ def _log_scan(scanned: _Scan, config: ExperimentConfig) -> None:
             "tones": {("none" if i < 0 else config.data.tone_labels[i]): n for i, n in sorted(tones.items())},
         }
     mlflow.log_dict(summary, "data/summary.json")
-    mlflow.log_metrics(
+    mlflow.log_params(
         {
-            "data_rows_read": report.rows,
-            "data_skipped_empty_rows": report.skipped_empty,
-            "data_dropped_by_label": sum(report.dropped_by_label.values()),
-            "data_duplicates_removed": report.duplicates_removed,
-            "data_bad_rows_skipped": scanned.bad_rows,
+            "dataset.rows_read": report.rows,
+            "dataset.skipped_empty_rows": report.skipped_empty,
+            "dataset.dropped_by_label": sum(report.dropped_by_label.values()),
+            "dataset.duplicates_removed": report.duplicates_removed,
+            "dataset.bad_rows_skipped": scanned.bad_rows,
         }
+        | {f"dataset.{name}_articles": int((scanned.split == code).sum()) for code, name in enumerate(SPLIT_NAMES)}
     )
     if not (scanned.split == _TRAIN).any() or not (scanned.split == _VALIDATION).any():
         raise DataError(
@@ -464,12 +764,18 @@ def _log_scan(scanned: _Scan, config: ExperimentConfig) -> None:
 
 
 def _count(
-    config: ExperimentConfig, scanned: _Scan, features: FeatureUnion, cleaner, progress: Callable[[str], None]
+    config: ExperimentConfig,
+    scanned: _Scan,
+    features: FeatureUnion,
+    cleaner,
+    cache: CountCache,
+    progress: Callable[[str], None],
 ) -> dict[str, Articles]:
-    """The count pass: set each hashed block's idf; return the held-out articles to score on."""
+    """The count pass: set each hashed block's idf, keep the training articles' counts in ``cache``
+    for the epochs; return the held-out articles to score and calibrate on."""
     rng = np.random.default_rng(config.seed)
     chosen = {}
-    for code, name in ((_VALIDATION, "validation"), (_TEST, "test")):
+    for code, name in ((_VALIDATION, "validation"), (_TEST, "test"), (_CALIBRATION, "calibration")):
         where = np.flatnonzero(scanned.split == code)
         if len(where) > config.fit.held_out_limit:
             where = np.sort(rng.choice(where, config.fit.held_out_limit, replace=False))
@@ -482,7 +788,7 @@ def _count(
         positions = np.array(rows.positions)
         train = scanned.split[positions] == _TRAIN
         if train.any():
-            frequencies.add(list(cleaner.transform([rows.texts[i] for i in np.flatnonzero(train)])))
+            cache.append(frequencies.add(list(cleaner.transform([rows.texts[i] for i in np.flatnonzero(train)]))))
         for name, mask in chosen.items():
             for i in np.flatnonzero(mask[positions]).tolist():
                 articles = held_out[name]
@@ -492,7 +798,54 @@ def _count(
                     column.append(value)
         meter.advance(len(positions))
     frequencies.apply(config.features)
+    release_memory()
     return held_out
+
+
+def _hold_out_for_calibration(scanned: _Scan, config: ExperimentConfig) -> int:
+    """Move a seeded sample of the training articles out of the epochs, for calibration; how many.
+
+    In-memory training calibrates by cross-fitting (train/calibration.py), which refits the
+    classifier K times: impossible in one streaming pass. Instead the maps are fitted on the final
+    classifiers' scores of training articles they never saw: ``_CALIBRATION_SHARE`` of them, at most
+    ``fit.held_out_limit`` (10,000 of 700,000 train articles costs the classifiers nothing
+    measurable; 5% of a small corpus costs a little). None with ``calibration.methods = ["none"]``.
+    """
+    if tuple(config.calibration.methods) == ("none",):
+        return 0
+    train = np.flatnonzero(scanned.split == _TRAIN)
+    size = min(config.fit.held_out_limit, int(len(train) * _CALIBRATION_SHARE))
+    if size < _CALIBRATION_MIN:
+        return 0
+    rng = np.random.default_rng([config.seed, _CALIBRATION])
+    scanned.split[rng.choice(train, size, replace=False)] = _CALIBRATION
+    return size
+
+
+def _calibrated(
+    model: NewsClassifier, config: ExperimentConfig, held_out: dict[str, Articles], progress: Callable[[str], None]
+) -> NewsClassifier:
+    """``model`` calibrated as in-memory training calibrates (train/calibration.py), on the held-out
+    training articles; ``model`` itself when none were held out."""
+    import mlflow
+
+    from train.calibration import calibrate
+    from train.training import log_calibration
+
+    articles = held_out["calibration"]
+    if not len(articles):
+        mlflow.set_tag(
+            "calibration.note",
+            "left uncalibrated: calibration.methods is ['none'] or too few training articles to hold some out",
+        )
+        return model
+    progress(
+        f"calibrating probabilities ({', '.join(config.calibration.methods)}) on {len(articles)} training "
+        "articles held out of the epochs"
+    )
+    calibration = calibrate(model, config.calibration, articles, held_out["validation"], config.seed, held_out=True)
+    log_calibration(calibration, progress)
+    return calibration.model
 
 
 def _class_weights(codes: np.ndarray, labels: tuple[str, ...], setting: str) -> dict[str, float] | None:
@@ -542,59 +895,41 @@ def _fit_epochs(
     scanned: _Scan,
     features: FeatureUnion,
     cleaner,
+    cache: CountCache,
     state: _State,
     validation: Articles,
     progress: Callable[[str], None],
 ) -> None:
-    """Epochs of shuffled partial_fit from ``state.epoch`` on, validation and a checkpoint after each."""
+    """Epochs of shuffled partial_fit from ``state.epoch`` on, on the training articles' counts in
+    ``cache`` (in data order); validation and a checkpoint after each."""
     import mlflow
 
-    from train.metrics import macro_f1, selection_score, task_labels
-
     fit = config.fit
-    total = int((scanned.split == _TRAIN).sum())
+    train = np.flatnonzero(scanned.split == _TRAIN)
+    # Labels of the cached rows; tone code -1 (none) picks the None at the end.
+    topics = np.array(config.data.topic_labels, dtype=object)[scanned.topic[train]]
+    tone_codes = scanned.tone[train]
+    tones = np.array([*config.data.tone_labels, None], dtype=object)[tone_codes]
     classes = {
         "topic": list(config.data.topic_labels),
         "tone": list(config.data.tone_labels),
         "tone_applies": [APPLIES, NOT_APPLICABLE],
     }
-    validation_features = None
     while state.epoch < fit.epochs and state.stale_epochs < fit.patience:
         epoch = state.epoch + 1
         rng = np.random.default_rng([config.seed, epoch])
-        meter = _Meter(f"epoch {epoch}/{fit.epochs}", progress, total=total)
-        buffer: list[tuple[str, str, str | None]] = []
-        for rows in read_rows(config):
-            for i, position in enumerate(rows.positions):
-                if scanned.split[position] == _TRAIN:
-                    buffer.append((rows.texts[i], rows.topics[i], rows.tones[i]))
-            if len(buffer) >= fit.shuffle_buffer:
-                meter.advance(_update(state.classifiers, buffer, cleaner, features, fit.batch_size, classes, rng))
-                buffer = []
-        meter.advance(_update(state.classifiers, buffer, cleaner, features, fit.batch_size, classes, rng))
-        if validation_features is None:
-            validation_features = features.transform(cleaner.transform(validation.texts))
-        scores = {}
-        for task in ("topic", "tone"):
-            if task not in state.classifiers:
-                continue
-            labelled = np.array(
-                [label is not None for label in (validation.topics if task == "topic" else validation.tones)]
-            )
-            if not labelled.any():
-                continue
-            y_true = [
-                label
-                for label, keep in zip(validation.topics if task == "topic" else validation.tones, labelled)
-                if keep
-            ]
-            classifier = state.classifiers[task]
-            predicted = [str(label) for label in classifier.predict(validation_features[np.flatnonzero(labelled)])]
-            scores[task] = macro_f1(y_true, predicted, task_labels([str(c) for c in classifier.classes_], y_true))
+        meter = _Meter(f"epoch {epoch}/{fit.epochs}", progress, total=len(train))
+        done = 0
+        for pieces in cache.chunks(fit.shuffle_buffer):
+            chunk = slice(done, done + sum(piece[0].shape[0] for piece in pieces))
+            labels = (topics[chunk], tones[chunk], tone_codes[chunk])
+            meter.advance(_update(state.classifiers, pieces, labels, features, fit.batch_size, classes, rng))
+            done = chunk.stop
+        scores = _validation_scores(state.classifiers, validation, cleaner, features)
         score = selection_score(scores)
         mlflow.log_metrics(
-            {f"epoch_validation_{task}_macro_f1": value for task, value in scores.items()}
-            | {"epoch_validation_score": score},
+            {metric_name("learning_curve", "validation", task, "macro_f1"): value for task, value in scores.items()}
+            | {metric_name("learning_curve", "validation", "score"): score},
             step=epoch,
         )
         state.history.append({"epoch": epoch, "validation_score": score} | scores)
@@ -605,31 +940,63 @@ def _fit_epochs(
         else:
             state.stale_epochs += 1
         _checkpoint(state)
+        release_memory()
         progress(
             f"epoch {epoch}: validation score {score:.4f} ({', '.join(f'{t} {v:.4f}' for t, v in scores.items())}); "
             f"best {state.best_score:.4f} at epoch {state.best_epoch}"
         )
     if state.stale_epochs >= fit.patience and state.epoch < fit.epochs:
         progress(f"stopped early: no better validation score for {fit.patience} epochs")
-    mlflow.log_metric("best_epoch", state.best_epoch)
+    mlflow.log_metric(metric_name("learning_curve", "best_epoch"), state.best_epoch)
 
 
-def _update(classifiers, buffer, cleaner, features, batch_size, classes, rng) -> int:
-    """partial_fit every classifier on the buffered articles, shuffled, ``batch_size`` at a time."""
-    order = rng.permutation(len(buffer))
+def _validation_scores(classifiers, validation: Articles, cleaner, features: FeatureUnion) -> dict[str, float]:
+    """Macro-F1 of the topic and tone classifiers on the validation articles, transformed
+    ``_SCORING_CHUNK`` at a time: their whole matrix (~200 MB for 20,000 articles of 75 words) would
+    otherwise be the largest thing held through the epochs."""
+    from train.metrics import macro_f1, task_labels
+
+    predicted: dict[str, list[str]] = {task: [] for task in ("topic", "tone") if task in classifiers}
+    for start in range(0, len(validation), _SCORING_CHUNK):
+        matrix = features.transform(cleaner.transform(validation.texts[start : start + _SCORING_CHUNK]))
+        for task, labels in predicted.items():
+            labels.extend(str(label) for label in classifiers[task].predict(matrix))
+    scores = {}
+    for task, labels in predicted.items():
+        truth = validation.topics if task == "topic" else validation.tones
+        kept = [i for i, label in enumerate(truth) if label is not None]
+        if kept:
+            y_true = [truth[i] for i in kept]
+            known = task_labels([str(label) for label in classifiers[task].classes_], y_true)
+            scores[task] = macro_f1(y_true, [labels[i] for i in kept], known)
+    return scores
+
+
+def _update(classifiers, pieces, labels, features: FeatureUnion, batch_size: int, classes, rng) -> int:
+    """partial_fit every classifier on a chunk of articles (the cached counts of :meth:`CountCache.chunks`,
+    and the articles' topics, tones and tone codes), shuffled, ``batch_size`` at a time."""
+    from scipy import sparse
+
+    topics, tones, tone_codes = labels
+    vectorizers = [vectorizer for _, vectorizer in features.transformer_list]
+    order = rng.permutation(len(topics))
     for start in range(0, len(order), batch_size):
-        chosen = [buffer[i] for i in order[start : start + batch_size]]
-        matrix = features.transform(cleaner.transform([text for text, _, _ in chosen]))
-        topics = [topic for _, topic, _ in chosen]
-        classifiers["topic"].partial_fit(matrix, topics, classes=classes["topic"])
-        tones = [tone for _, _, tone in chosen]
-        toned = [i for i, tone in enumerate(tones) if tone is not None]
-        if "tone" in classifiers and toned:
-            classifiers["tone"].partial_fit(matrix[toned], [tones[i] for i in toned], classes=classes["tone"])
+        # Sorted within the batch (partial_fit shuffles a batch's articles itself), so rows are gathered in order.
+        chosen = np.sort(order[start : start + batch_size])
+        # What features.transform gives for these articles' texts (FeatureUnion stacks its blocks so).
+        blocks = take_rows(pieces, chosen)
+        matrix = sparse.hstack(
+            [vectorizer.weighted(block) for vectorizer, block in zip(vectorizers, blocks)], format="csr"
+        )
+        del blocks
+        classifiers["topic"].partial_fit(matrix, topics[chosen], classes=classes["topic"])
+        toned = np.flatnonzero(tone_codes[chosen] >= 0)
+        if "tone" in classifiers and len(toned):
+            classifiers["tone"].partial_fit(matrix[toned], tones[chosen][toned], classes=classes["tone"])
         if "tone_applies" in classifiers:
-            applies = [NOT_APPLICABLE if tone is None else APPLIES for tone in tones]
+            applies = np.where(tone_codes[chosen] >= 0, APPLIES, NOT_APPLICABLE)
             classifiers["tone_applies"].partial_fit(matrix, applies, classes=classes["tone_applies"])
-    return len(buffer)
+    return len(order)
 
 
 def _checkpoint(state: _State) -> None:
@@ -654,46 +1021,6 @@ def _model(config: ExperimentConfig, cleaner, features: FeatureUnion, classifier
         metadata | {"fit_mode": "streaming"},
         classifiers.get("tone_applies"),
     )
-
-
-def _evaluate(model: NewsClassifier, parts: dict[str, Articles]) -> dict[str, float]:
-    """Metrics and reports of ``model`` on the held-out articles, logged; the tone-applies scores too."""
-    import matplotlib.pyplot as plt
-    import mlflow
-
-    from train.figures import confusion_figure
-    from train.metrics import report_text, task_metrics
-
-    metrics: dict[str, float] = {}
-    for split_name, articles in parts.items():
-        if not len(articles):
-            continue
-        proba = model.predict_proba(articles.texts)
-        for task in model.tasks:
-            labels = model.labels(task)
-            task_labels = articles.topics if task == "topic" else articles.tones
-            keep = [i for i, label in enumerate(task_labels) if label is not None]
-            if not keep:
-                continue
-            y_true = [task_labels[i] for i in keep]
-            task_proba = proba[task][keep]
-            metrics |= {
-                f"{split_name}_{task}_{key}": value for key, value in task_metrics(y_true, task_proba, labels).items()
-            }
-            mlflow.log_text(report_text(y_true, task_proba, labels), f"{task}/classification_report_{split_name}.txt")
-            figure = confusion_figure(y_true, task_proba, labels, f"{task}: {split_name} ({len(keep)} articles)")
-            mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
-            plt.close(figure)
-        if "tone_applies" in proba:
-            applies = proba["tone_applies"]
-            y_true = [NOT_APPLICABLE if tone is None else APPLIES for tone in articles.tones]
-            two = np.stack([applies, 1 - applies], axis=1)
-            metrics |= {
-                f"{split_name}_tone_applies_{key}": value
-                for key, value in task_metrics(y_true, two, [APPLIES, NOT_APPLICABLE]).items()
-            }
-    mlflow.log_metrics(metrics)
-    return metrics
 
 
 class _Meter:

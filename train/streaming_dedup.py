@@ -81,6 +81,7 @@ class StreamingDeduplicator:
     def keep(self) -> tuple[np.ndarray, dict[str, int]]:
         """A boolean mask of the articles to keep (first of each group), and counts of what was removed."""
         exact = np.concatenate(self._exact) if self._exact else np.empty(0, np.uint64)
+        self._exact = [exact]
         n = len(exact)
         parent = np.arange(n, dtype=np.int64)
         _, first, inverse = np.unique(exact, return_index=True, return_inverse=True)
@@ -88,8 +89,8 @@ class StreamingDeduplicator:
         exact_removed = int(n - len(first))
         near_removed = 0
         if self._near and n:
-            bands = np.concatenate(self._band_hashes)
-            sketches = np.concatenate(self._sketches)
+            bands, sketches = np.concatenate(self._band_hashes), np.concatenate(self._sketches)
+            self._band_hashes, self._sketches = [bands], [sketches]  # the batches' arrays are freed
             unique = first  # near-copies are looked for among distinct contents only
             for band in range(self._bands):
                 values = bands[unique, band]
@@ -100,8 +101,7 @@ class StreamingDeduplicator:
                     i, j = int(unique[order[position]]), int(unique[order[position + 1]])
                     if self._similar(sketches[i], sketches[j]):
                         near_removed += _join(parent, i, j)
-        roots = np.array([_root(parent, i) for i in range(n)], dtype=np.int64) if n else parent
-        keep = roots == np.arange(n)
+        keep = _roots(parent) == np.arange(n)
         return keep, {
             "articles": n,
             "kept": int(keep.sum()),
@@ -119,6 +119,16 @@ def _root(parent: np.ndarray, i: int) -> int:
         parent[i] = parent[parent[i]]
         i = int(parent[i])
     return i
+
+
+def _roots(parent: np.ndarray) -> np.ndarray:
+    """Every article's group root: ``parent`` followed to its fixed point, all articles at once."""
+    roots = parent.copy()
+    while True:
+        jumped = roots[roots]
+        if np.array_equal(jumped, roots):
+            return roots
+        roots = jumped
 
 
 def _join(parent: np.ndarray, i: int, j: int) -> int:

@@ -80,6 +80,10 @@ def git_commit() -> str:
         return "unknown"
 
 
+# The MLflow input context of each split (MLflow's UI names the training data "training").
+_CONTEXTS = {"train": "training", "validation": "validation", "test": "test"}
+
+
 def log_data_report(splits: Splits, data: DataConfig) -> dict[str, Any]:
     """Dataset inputs per split, the data summary, what de-duplication removed and the data counts
     (as params), on the active run; the MLflow datasets by split name, to link metrics to."""
@@ -87,7 +91,7 @@ def log_data_report(splits: Splits, data: DataConfig) -> dict[str, Any]:
 
     report = splits.report
     datasets = {}
-    for split, context in (("train", "training"), ("validation", "validation"), ("test", "test")):
+    for split, context in _CONTEXTS.items():
         if len(articles := getattr(splits, split)):
             datasets[split] = log_articles_input(articles, data, report, context)
     mlflow.log_dict(splits.summary(), "data/summary.json")
@@ -131,6 +135,21 @@ def log_split_metrics(
             mlflow.log_metrics(values, model_id=model_id, dataset=datasets.get(split))
 
 
+def log_streamed_inputs(data: DataConfig, report: LoadReport, articles_per_split: Mapping[str, int]) -> dict[str, Any]:
+    """The splits of streamed data as dataset inputs of the active run, each described by its source
+    and a digest of the data and split (MLflow's MetaDataset: streaming never holds the rows); the
+    MLflow datasets by split name, to link metrics to."""
+    from mlflow.data.meta_dataset import MetaDataset
+
+    datasets = {}
+    for split, context in _CONTEXTS.items():
+        if articles_per_split.get(split):
+            digest = hashlib.sha256(f"{report.fingerprint}:{split}".encode()).hexdigest()[:8]
+            name = f"{Path(report.source).stem}-{context}"
+            datasets[split] = _log_input(MetaDataset(_dataset_source(data), name=name, digest=digest), context)
+    return datasets
+
+
 def log_articles_input(articles: Articles, data: DataConfig, report: LoadReport, context: str):
     """``articles`` as a dataset input of the active run, named after the data and ``context``; the
     MLflow dataset returned."""
@@ -147,7 +166,15 @@ def log_articles_input(articles: Articles, data: DataConfig, report: LoadReport,
         }
     )
     name = f"{Path(report.source).stem}-{context}"
-    dataset = mlflow.data.from_pandas(frame, source=_dataset_source(data), name=name, targets="topic")
+    return _log_input(
+        mlflow.data.from_pandas(frame, source=_dataset_source(data), name=name, targets="topic"), context
+    )
+
+
+def _log_input(dataset, context: str):
+    """``dataset`` as an input of the active run in ``context``; returned."""
+    import mlflow
+
     try:
         mlflow.log_input(dataset, context=context)
     except Exception as exc:  # MLflow's SQL store wraps the database's error in its own types

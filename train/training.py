@@ -42,7 +42,7 @@ from train.tracking import (
     use_experiment,
 )
 
-_EXPERIMENT_DESCRIPTION = (
+EXPERIMENT_DESCRIPTION = (
     "newsclf training runs: topic and military/diplomatic tone classifiers, one run per `newsclf train`; "
     "each registered version's description is its model card."
 )
@@ -114,7 +114,7 @@ def train(
     )
 
     mlflow.set_tracking_uri(tracking_uri)
-    use_experiment(config.tracking.experiment, _EXPERIMENT_DESCRIPTION)
+    use_experiment(config.tracking.experiment, EXPERIMENT_DESCRIPTION)
     with mlflow.start_run(run_name=run_name(config)) as run, liveness(tracking_uri, run.info.run_id):
         mlflow.log_params(flatten(config))
         mlflow.set_tags(run_tags(config, report))

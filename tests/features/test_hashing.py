@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-from features.hashing import DocumentFrequencies, build_hashed_steps
+from features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, take_rows
 from features.tfidf import FeatureConfig, NgramConfig
 from newsclf.hashing import HashedTfidfVectorizer
 from tests.helpers import corpus_slice
@@ -69,3 +70,36 @@ def test_hashed_steps_follow_the_feature_config():
     assert (clean_name, tfidf_name) == ("clean", "tfidf")
     [(name, block)] = union.transformer_list
     assert name == "word" and block.ngram_range == (1, 3) and not block.sublinear_tf and block.n_features == 2**14
+
+
+def test_cached_counts_weigh_to_the_transform_of_the_texts(tmp_path):
+    union = build_hashed_steps(FeatureConfig(char=NgramConfig(analyzer="char_wb", ngram_range=(2, 4))), 2**12)[1][1]
+    frequencies = DocumentFrequencies(union)
+    cache = CountCache(tmp_path / "counts", [2**12, 2**12])
+    for start in range(0, len(TEXTS), 4):
+        cache.append(frequencies.add(TEXTS[start : start + 4]))
+    frequencies.apply(FeatureConfig())
+    assert cache.rows == len(TEXTS)
+    for _ in range(2):  # every epoch reads the same counts
+        chunks = list(cache.chunks(10))
+        assert [sum(piece[0].shape[0] for piece in pieces) for pieces in chunks] == [12, 12, len(TEXTS) - 24]
+        stacked = [sparse.vstack([piece[b] for pieces in chunks for piece in pieces], format="csr") for b in range(2)]
+        for (_, vectorizer), counts in zip(union.transformer_list, stacked):
+            expected = vectorizer.transform(TEXTS)
+            np.testing.assert_array_equal(counts.toarray(), vectorizer.counts(TEXTS).toarray())
+            np.testing.assert_allclose(vectorizer.weighted(counts).toarray(), expected.toarray(), rtol=1e-6)
+    rows = np.array([0, 3, 4, 7, 11])  # across the pieces (4 articles each) of the first chunk
+    taken = take_rows(chunks[0], rows)
+    for (_, vectorizer), block in zip(union.transformer_list, taken):
+        np.testing.assert_array_equal(block.toarray(), vectorizer.counts([TEXTS[i] for i in rows]).toarray())
+
+
+def test_many_texts_are_transformed_in_chunks_to_the_same_rows(monkeypatch):
+    import newsclf.hashing
+
+    hashed = HashedTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=2**12)
+    whole = hashed.transform(TEXTS)
+    monkeypatch.setattr(newsclf.hashing, "_TRANSFORM_CHUNK", 4)
+    chunked = hashed.transform(TEXTS)
+    assert chunked.shape == whole.shape and (chunked != whole).nnz == 0
+    assert np.array_equal(chunked.indices, whole.indices)

@@ -176,7 +176,8 @@ def test_newsclf_evaluate_end_to_end(tmp_path):
         assert result.returncode == 0, result.stderr
         return result
 
-    run("train", "--data", str(data), "--quiet")
+    trained = run("train", "--data", str(data), "--quiet")
+    assert trained.stderr.strip() == "" and trained.stdout.startswith("topic: validation macro-F1")
     default = run("evaluate")
     assert "topic: accuracy" in default.stdout and "evaluating on" in default.stderr
     report = tmp_path / "reports" / "evaluation" / "news-classifier-v1"

@@ -97,6 +97,6 @@ def test_training_search_ranks_candidates_over_rolling_origin_folds(tmp_path):
         folds = {key: value for key, value in child.data.metrics.items() if key.startswith("fold/")}
         assert set(folds) == {"fold/2014-12-31/score", "fold/2015-12-31/score", "fold/2016-12-31/score"}
         assert child.data.metrics["validation/score"] == pytest.approx(sum(folds.values()) / 3)
-        assert child.data.metrics["width"] > 0
+        assert child.data.metrics["features"] > 0
     assert run.data.params["search.best.topic.C"] in ("1.0", "20.0")
     assert "search/best_validation_score_spread" in run.data.metrics

@@ -48,3 +48,9 @@ def test_agrees_with_in_memory_deduplication_on_the_corpus():
 def test_memory_per_article_is_a_fixed_number_of_bytes():
     assert StreamingDeduplicator(threshold=0.7).bytes_per_article == 112
     assert StreamingDeduplicator(threshold=1.0).bytes_per_article == 16
+
+
+def test_group_roots_follow_chains_of_links():
+    from train.streaming_dedup import _roots
+
+    assert _roots(np.array([0, 0, 1, 2, 4, 4, 3])).tolist() == [0, 0, 0, 0, 4, 4, 0]
