@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -53,12 +54,14 @@ class DocumentFrequencies:
         self.documents = 0
 
     def add(self, cleaned_texts: list[str]) -> list[sparse.csr_matrix]:
-        """Count the documents each column occurs in (a column appears once per row of a count matrix);
-        return each block's count matrix of the texts."""
-        blocks = [vectorizer.counts(cleaned_texts) for _, vectorizer in self._blocks]
+        """Count the documents each column occurs in; return each block's count matrix of the texts."""
+        return self.add_counts(hashed_counts(cleaned_texts, self._blocks))
+
+    def add_counts(self, blocks: list[sparse.csr_matrix]) -> list[sparse.csr_matrix]:
+        """:meth:`add` from count matrices hashed elsewhere (e.g. on a cluster's workers); ``blocks`` returned."""
         for counts, block in zip(self.counts, blocks):
-            counts += np.bincount(block.indices, minlength=len(counts))
-        self.documents += len(cleaned_texts)
+            counts += np.bincount(block.indices, minlength=len(counts))  # a column once per row it is in
+        self.documents += blocks[0].shape[0]
         return blocks
 
     def apply(self, config: FeatureConfig) -> None:
@@ -68,6 +71,12 @@ class DocumentFrequencies:
             block = settings[name]
             min_df = block.min_df if isinstance(block.min_df, int) else block.min_df * self.documents
             vectorizer.set_document_frequencies(counts, self.documents, min_df=min_df, max_df=block.max_df)
+
+
+def hashed_counts(cleaned_texts: list[str], blocks: list[tuple[str, Any]]) -> list[sparse.csr_matrix]:
+    """Each hashed block's n-gram count matrix of ``cleaned_texts`` (``blocks``: a FeatureUnion's
+    transformer_list of HashedTfidfVectorizers)."""
+    return [vectorizer.counts(cleaned_texts) for _, vectorizer in blocks]
 
 
 # The largest count a CountCache keeps (counts are stored as uint16).

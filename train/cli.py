@@ -153,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--cluster",
         metavar="ADDRESS",
-        help="fit the [search.grid] candidates on a Dask cluster: tcp://host:port of its scheduler, or 'local'",
+        help="fit the [search.grid] candidates, or clean and hash a streaming training's batches, on a Dask "
+        "cluster: tcp://host:port of its scheduler, or 'local'",
     )
     train.set_defaults(handler=_train)
 
@@ -295,7 +296,7 @@ def _train(args: argparse.Namespace) -> int:
     from train.training import train
 
     progress = _progress(args.quiet)
-    with _search_cluster(args.cluster, config):
+    with _training_cluster(args.cluster, config):
         result = train(config, tracking_uri, progress, resume=args.resume)
     for task in ("topic", "tone"):
         scores = [
@@ -310,18 +311,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_cluster(address: str | None, config) -> contextlib.AbstractContextManager:
-    """With --cluster, the cluster the experiment's search candidates are fitted on; else nothing."""
+def _training_cluster(address: str | None, config) -> contextlib.AbstractContextManager:
+    """With --cluster, the cluster the experiment's search candidates are fitted on, or its streamed
+    batches cleaned and hashed on; else nothing."""
     if address is None:
         return contextlib.nullcontext()
-    if not config.search.grid:
+    if not config.search.grid and config.fit.mode != "streaming":
         raise NewsclfError(
-            f"--cluster fits the candidates of [search.grid], and experiment {config.name} has none; "
-            "add a [search.grid] or drop --cluster"
+            f"--cluster fits the candidates of [search.grid] or hashes a streaming training's batches, and "
+            f"experiment {config.name} has neither; add a [search.grid], stream it ([fit] mode = 'streaming') "
+            "or drop --cluster"
         )
-    from train.cluster import search_on_cluster
+    from train.cluster import train_on_cluster
 
-    return search_on_cluster(address)
+    return train_on_cluster(address)
 
 
 def _audit(args: argparse.Namespace) -> int:

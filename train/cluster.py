@@ -8,6 +8,7 @@ or a ``sqlite:///`` store) must be the same on every machine: a shared file syst
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import io
@@ -16,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,8 +40,11 @@ PLAN_FILE = "_newsclf_plan.json"
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _WHOLE_FILE = -1  # a partition's stop when the file could not be split: it is read (and fails) on a worker
 
-# The cluster the search candidates of `newsclf train --cluster` go to, while search_on_cluster() is open.
-_search_client: ContextVar[Any] = ContextVar("newsclf_search_client", default=None)
+# The cluster `newsclf train --cluster` fits search candidates or hashes streamed batches on, while
+# train_on_cluster() is open.
+_training_client: ContextVar[Any] = ContextVar("newsclf_training_client", default=None)
+# Batches in flight per worker in ordered_map: one computing, one queued, so no worker waits.
+_BATCHES_PER_WORKER = 2
 # Models loaded by the workers of this process, keyed by worker, model URI and store: one load per worker.
 _worker_models: dict[tuple[str, str, str | None], NewsClassifier] = {}
 _worker_models_lock = threading.Lock()
@@ -113,26 +117,47 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def search_on_cluster(address: str) -> Iterator[Any]:
-    """While open, the search candidates of :func:`train.training.train` are fitted on the cluster at
-    ``address`` (see :func:`candidate_backend`); everything else stays in this process."""
+def train_on_cluster(address: str) -> Iterator[Any]:
+    """While open, :func:`train.training.train` fits its search candidates (see :func:`candidate_backend`)
+    or, streaming, cleans and hashes its batches (see :func:`ordered_map`) on the cluster at ``address``;
+    everything else stays in this process."""
     with connect(address) as client:
-        token = _search_client.set(client)
+        token = _training_client.set(client)
         try:
             yield client
         finally:
-            _search_client.reset(token)
+            _training_client.reset(token)
 
 
 def candidate_backend() -> contextlib.AbstractContextManager:
-    """joblib's ``dask`` backend on the cluster of :func:`search_on_cluster` when one is open, else nothing
+    """joblib's ``dask`` backend on the cluster of :func:`train_on_cluster` when one is open, else nothing
     (joblib's default: candidates one after another in this process)."""
     import joblib
 
-    client = _search_client.get()
+    client = _training_client.get()
     if client is None:
         return contextlib.nullcontext()
     return joblib.parallel_config(backend="dask", client=client)
+
+
+def ordered_map(function: Callable[..., Any], items: Iterable[Any], *shared: Any) -> Iterator[Any]:
+    """``function(item, *shared)`` for each item, in the items' order: on the workers of the cluster of
+    :func:`train_on_cluster` when one is open (``shared`` sent to each worker once; at most
+    ``_BATCHES_PER_WORKER`` items per worker in flight, so memory stays bounded), else in this process."""
+    client = _training_client.get()
+    if client is None:
+        for item in items:
+            yield function(item, *shared)
+        return
+    on_workers = [client.scatter(value, broadcast=True) for value in shared]
+    limit = _BATCHES_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
+    in_flight: collections.deque = collections.deque()
+    for item in items:
+        in_flight.append(client.submit(function, item, *on_workers, pure=False))
+        if len(in_flight) >= limit:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
 
 
 def input_files(pattern: str) -> list[str]:

@@ -25,6 +25,7 @@ TF-IDF blocks. ``resume`` continues a run from its last checkpoint, in the same 
 
 from __future__ import annotations
 
+import collections
 import copy
 import glob
 import os
@@ -41,7 +42,7 @@ import numpy as np
 from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, take_rows
+from features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, hashed_counts, take_rows
 from newsclf.cleaning import ArticleCleaner
 from newsclf.errors import NewsclfError
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
@@ -772,7 +773,10 @@ def _count(
     progress: Callable[[str], None],
 ) -> dict[str, Articles]:
     """The count pass: set each hashed block's idf, keep the training articles' counts in ``cache``
-    for the epochs; return the held-out articles to score and calibrate on."""
+    for the epochs; return the held-out articles to score and calibrate on. Cleaning and hashing, most
+    of its time, runs on the cluster's workers under ``newsclf train --cluster`` (train.cluster)."""
+    from train.cluster import ordered_map
+
     rng = np.random.default_rng(config.seed)
     chosen = {}
     for code, name in ((_VALIDATION, "validation"), (_TEST, "test"), (_CALIBRATION, "calibration")):
@@ -784,11 +788,18 @@ def _count(
     held_out = {name: Articles([], [], [], [], []) for name in chosen}
     frequencies = DocumentFrequencies(features)
     meter = _Meter("counting", progress, total=len(scanned.split))
-    for rows in read_rows(config):
+    read: collections.deque[_Rows] = collections.deque()  # the batches being hashed, in order
+
+    def training_texts() -> Iterator[list[str]]:
+        for rows in read_rows(config):
+            read.append(rows)
+            yield [rows.texts[i] for i in np.flatnonzero(scanned.split[rows.positions] == _TRAIN)]
+
+    for counts in ordered_map(_hashed_counts, training_texts(), cleaner, features.transformer_list):
+        rows = read.popleft()
         positions = np.array(rows.positions)
-        train = scanned.split[positions] == _TRAIN
-        if train.any():
-            cache.append(frequencies.add(list(cleaner.transform([rows.texts[i] for i in np.flatnonzero(train)]))))
+        if counts is not None:
+            cache.append(frequencies.add_counts(counts))
         for name, mask in chosen.items():
             for i in np.flatnonzero(mask[positions]).tolist():
                 articles = held_out[name]
@@ -800,6 +811,12 @@ def _count(
     frequencies.apply(config.features)
     release_memory()
     return held_out
+
+
+def _hashed_counts(texts: list[str], cleaner, blocks) -> list | None:
+    """The hashed blocks' count matrices of ``texts`` after cleaning (None for none): the count pass's
+    work per batch, which a cluster's workers can do."""
+    return hashed_counts(list(cleaner.transform(texts)), blocks) if texts else None
 
 
 def _hold_out_for_calibration(scanned: _Scan, config: ExperimentConfig) -> int:

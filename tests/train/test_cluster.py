@@ -176,7 +176,7 @@ def test_search_candidates_run_on_the_cluster_and_the_same_candidate_wins(schedu
 
     with mlflow.start_run():
         here, here_model = _search(config, splits, clock)
-    with cluster.search_on_cluster(scheduler.scheduler.address), get_task_stream(scheduler) as tasks:
+    with cluster.train_on_cluster(scheduler.scheduler.address), get_task_stream(scheduler) as tasks:
         with mlflow.start_run():
             there, there_model = _search(config, splits, clock)
 
@@ -377,3 +377,43 @@ def _wait_for_files(folder: Path, count: int, client: subprocess.Popen) -> None:
 
 def _no_cluster(address, timeout=cluster.CONNECT_SECONDS):
     raise AssertionError("the options should have been refused before connecting")
+
+
+def test_ordered_map_keeps_the_order_and_runs_here_without_a_cluster(scheduler):
+    items = list(range(23))
+    assert list(cluster.ordered_map(pow, items, 2)) == [item**2 for item in items]  # no cluster open: here
+    with cluster.train_on_cluster(scheduler.scheduler.address):
+        assert list(cluster.ordered_map(pow, iter(items), 2)) == [item**2 for item in items]
+
+
+def test_a_streaming_trainings_batches_are_hashed_on_the_workers_and_counted_as_here(scheduler, tmp_path):
+    from distributed import get_task_stream
+
+    from features.hashing import CountCache
+    from train import streaming
+    from train.config import config_from_dict
+
+    source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(10))
+    fit = {"mode": "streaming", "batch_size": 16, "n_features": 2**10}
+    config = config_from_dict({"name": "stream", "data": {"source": str(source)}, "fit": fit})
+
+    def counted(name: str):
+        scanned = streaming.scan(config, lambda message: None)
+        (_, cleaner), (_, features) = streaming.build_hashed_steps(config.features, config.fit.n_features)
+        cache = CountCache(tmp_path / name, [block.n_features for _, block in features.transformer_list])
+        held_out = streaming._count(config, scanned, features, cleaner, cache, lambda message: None)
+        pieces = [block for chunk in cache.chunks(10**6) for piece in chunk for block in piece]
+        return pieces, [block.idf_ for _, block in features.transformer_list], held_out["validation"].ids
+
+    here = counted("here")
+    with cluster.train_on_cluster(scheduler.scheduler.address), get_task_stream(scheduler) as tasks:
+        there = counted("there")
+    assert sum("_hashed_counts" in str(task["key"]) for task in tasks.data) == 7  # 100 rows, 70 train, 16 a batch
+    assert len(here[0]) == len(there[0]) and all((a != b).nnz == 0 for a, b in zip(here[0], there[0]))
+    assert all((a == b).all() for a, b in zip(here[1], there[1])) and here[2] == there[2]
+
+
+def test_train_refuses_a_cluster_it_would_not_use(capsys, monkeypatch):
+    monkeypatch.setattr(cluster, "connect", _no_cluster)
+    assert main(["train", "--cluster", "local", "--tracking-uri", "sqlite:///unused.db"]) == 2
+    assert "experiment default has neither; add a [search.grid], stream it" in capsys.readouterr().err
