@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
@@ -153,6 +154,28 @@ def _scratch_cache() -> str:
         import shutil
         import tempfile
 
-        _SCRATCH.append(tempfile.mkdtemp(prefix="newsclf-datasets-"))
+        remove_stale_scratch()
+        _SCRATCH.append(tempfile.mkdtemp(prefix=scratch_prefix("datasets")))
         atexit.register(shutil.rmtree, _SCRATCH[0], True)
     return _SCRATCH[0]
+
+
+def scratch_prefix(kind: str) -> str:
+    """The name start of a temporary folder of this process (see :func:`remove_stale_scratch`)."""
+    return f"newsclf-{kind}-{os.getpid()}-"
+
+
+def remove_stale_scratch() -> None:
+    """Remove the temporary folders (Arrow copies of the data, streaming's counts and marked copies:
+    gigabytes for a large corpus) that trainings killed before they could clean up left behind, once
+    their process is gone."""
+    import re
+    import shutil
+    import tempfile
+
+    from newsclf._files import process_alive
+
+    for folder in Path(tempfile.gettempdir()).glob("newsclf-*-*-*"):
+        found = re.fullmatch(r"newsclf-(?:datasets|counts|marked)-(\d+)-\w+", folder.name)
+        if found and folder.is_dir() and not process_alive(int(found.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import copy
 import glob
-import os
 import tempfile
 import time
 from collections import Counter
@@ -60,7 +59,7 @@ from train.data import (
     require_columns,
 )
 from train.metrics import VALIDATION_SCORE, metric_name, selection_score
-from train.sources import SourceError, detect_format, read_dataset
+from train.sources import SourceError, detect_format, read_dataset, remove_stale_scratch, scratch_prefix
 from train.sources import describe as describe_source
 from train.streaming_dedup import StreamingDeduplicator
 
@@ -170,25 +169,6 @@ def _version(where: str) -> tuple:
     return (str(path), stat.st_mtime_ns, stat.st_size) if stat else (str(path),)
 
 
-def _scratch_prefix(kind: str) -> str:
-    """The name start of a temporary folder of this process (see :func:`_remove_stale_scratch`)."""
-    return f"newsclf-{kind}-{os.getpid()}-"
-
-
-def _remove_stale_scratch() -> None:
-    """Remove the temporary folders (counts, marked copies: gigabytes for a large corpus) that streaming
-    trainings killed before they could clean up left behind, once their process is gone."""
-    import re
-    import shutil
-
-    from newsclf._files import process_alive
-
-    for folder in Path(tempfile.gettempdir()).glob("newsclf-*-*-*"):
-        found = re.fullmatch(r"newsclf-(?:counts|marked)-(\d+)-\w+", folder.name)
-        if found and folder.is_dir() and not process_alive(int(found.group(1))):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def _broken(line: bytes) -> str:
     """What is wrong with one JSON Lines line, or "" (blank lines are skipped by every reader)."""
     import json
@@ -225,7 +205,7 @@ def _marked_copy(path: Path) -> Path | None:
         import atexit
         import shutil
 
-        _SCRATCH.append(Path(tempfile.mkdtemp(prefix=_scratch_prefix("marked"))))
+        _SCRATCH.append(Path(tempfile.mkdtemp(prefix=scratch_prefix("marked"))))
         atexit.register(shutil.rmtree, _SCRATCH[0], True)
     copy = _SCRATCH[0] / f"{len(list(_SCRATCH[0].iterdir()))}-{path.name}"
     broken = 0
@@ -614,7 +594,7 @@ def train_streaming(
             f"data.{review[0]} is applied by in-memory loading only; train in memory or apply it to the data first"
         )
     _free_large_blocks_at_once()
-    _remove_stale_scratch()
+    remove_stale_scratch()
     if connect(tracking_uri):
         client = MlflowClient(tracking_uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
@@ -644,7 +624,7 @@ def train_streaming(
         mlflow.log_param("dataset.calibration_articles", _hold_out_for_calibration(scanned, config))
         (_, cleaner), (_, features) = build_hashed_steps(config.features, config.fit.n_features)
         progress("counting document frequencies of the hashed n-grams")
-        with tempfile.TemporaryDirectory(prefix=_scratch_prefix("counts")) as scratch:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("counts")) as scratch:
             cache = CountCache(Path(scratch) / "counts", [block.n_features for _, block in features.transformer_list])
             held_out = _count(config, scanned, features, cleaner, cache, progress)
             cache.close()

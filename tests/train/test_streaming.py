@@ -407,12 +407,16 @@ def test_streaming_train_killed_resumed_then_predict(tmp_path):
 
 
 def test_temporary_folders_of_killed_trainings_are_removed(tmp_path, monkeypatch):
-    monkeypatch.setattr(streaming.tempfile, "gettempdir", lambda: str(tmp_path))
+    import tempfile
+
+    from train.sources import remove_stale_scratch, scratch_prefix
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = tmp_path / f"newsclf-counts-{finished.stdout.strip()}-abc123"
-    live = tmp_path / f"{streaming._scratch_prefix('marked')}def456"
-    other = tmp_path / "newsclf-datasets-xyz"
-    for folder in (dead, live, other):
+    dead = [tmp_path / f"newsclf-{kind}-{finished.stdout.strip()}-abc123" for kind in ("counts", "datasets")]
+    live = tmp_path / f"{scratch_prefix('marked')}def456"
+    other = tmp_path / "newsclf-other-xyz"
+    for folder in (*dead, live, other):
         folder.mkdir()
-    streaming._remove_stale_scratch()
-    assert not dead.exists() and live.exists() and other.exists()
+    remove_stale_scratch()
+    assert not any(folder.exists() for folder in dead) and live.exists() and other.exists()
