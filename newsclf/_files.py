@@ -10,7 +10,8 @@ from pathlib import Path
 
 # Hidden names of files and folders being written, beside their target: ".<target>.newsclf-<host>-<pid>-<random>".
 # The host and pid say whose they are, so a later run can remove those whose writer died (kill -9, power loss).
-_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:20] or "host"
+# This host as temporary names carry it (alphanumerics only).
+HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:20] or "host"
 _TEMPORARY = re.compile(r"\..+\.newsclf-(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}", re.DOTALL)
 
 
@@ -29,7 +30,7 @@ def temporary_beside(target: Path) -> Path:
     Temporaries that dead newsclf processes of this host left beside it (killed with -9, say) are removed first.
     """
     _remove_orphans(target.parent)
-    return target.with_name(f".{target.name}.newsclf-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+    return target.with_name(f".{target.name}.newsclf-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def remove_temporary(path: Path) -> None:
@@ -57,7 +58,7 @@ def _remove_orphans(folder: Path) -> None:
 
 def _writer_is_gone(host: str, pid: int) -> bool:
     """True only when known: a process of this host that no longer runs (never another host's, never on doubt)."""
-    return host == _HOST and pid != os.getpid() and os.name == "posix" and not process_alive(pid)
+    return host == HOST and pid != os.getpid() and os.name == "posix" and not process_alive(pid)
 
 
 def process_alive(pid: int) -> bool:

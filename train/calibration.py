@@ -103,7 +103,7 @@ def calibrate(
         if isinstance(fitted, str):
             chosen[task], notes[task] = NONE, fitted
             continue
-        best = candidates[0]
+        best = next(method for method in candidates if method in fitted)
         if len(fitted) > 1 and validation is not None:
             x_val, y_val = features.of(task, validation)
             if len(y_val):
@@ -234,9 +234,22 @@ def _fit_methods(
     methods instead of repeated for each: scikit-learn's own ``_fit_calibrator`` maps them, a
     private function, usable because scikit-learn is pinned to one minor (see README).
     """
-    rarest, count = min(Counter(y).items(), key=lambda item: (item[1], item[0]))
+    counts = Counter(y)
+    if held_out:  # every class the classifier knows, including those the held-out articles lack
+        counts.update({str(label): 0 for label in uncalibrated(classifier).classes_})
+    rarest, count = min(counts.items(), key=lambda item: (item[1], item[0]))
     mapped = [method for method in methods if method != NONE]
-    if count < 2 and mapped:
+    if count < 2 and held_out:
+        # A one-vs-rest map fitted on (almost) no positives would silence that class; temperature
+        # scaling, one parameter shared by every class, is safe.
+        methods = [method for method in methods if method in (NONE, "temperature")]
+        mapped = [method for method in mapped if method == "temperature"]
+        if not methods:
+            return (
+                f"left uncalibrated: class {rarest!r} has {count} held-out article(s), and a per-class map fitted "
+                "on them would silence it (temperature scaling would not)"
+            )
+    elif count < 2 and mapped:
         return f"left uncalibrated: class {rarest!r} has {count} training article, and cross-fitting needs 2"
     fitted = {method: classifier for method in methods if method == NONE}
     if not mapped:
@@ -249,7 +262,7 @@ def _fit_methods(
     # The linear_svc kind is a sigmoid-calibrated LinearSVC already: calibrate the LinearSVC itself instead.
     wrapped = isinstance(classifier, CalibratedClassifierCV)
     base = clone(classifier.estimator if wrapped else classifier)
-    splitter = StratifiedKFold(min(folds, count), shuffle=True, random_state=seed)
+    splitter = StratifiedKFold(max(2, min(folds, count)), shuffle=True, random_state=seed)
     if held_out:  # x was never trained on: the fitted classifier's own scores
         full = uncalibrated(classifier)
         scores = full.decision_function(x).reshape(len(y), -1)

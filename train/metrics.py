@@ -223,9 +223,15 @@ def ece_if_calibrated(confidence: np.ndarray, n_bins: int = 10, draws: int = 200
     bin_of = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], confidence)
     in_bin = np.zeros((len(confidence), n_bins))
     in_bin[np.arange(len(confidence)), bin_of] = 1.0
-    correct = np.random.default_rng(seed).random((draws, len(confidence))) < confidence
-    gaps = np.abs(correct @ in_bin - confidence @ in_bin).sum(axis=1) / len(confidence)
-    return float(np.median(gaps))
+    expected = confidence @ in_bin
+    rng = np.random.default_rng(seed)
+    # Draws in blocks of about a million items: all at once would hold draws x items booleans.
+    block = max(1, 1_000_000 // len(confidence))
+    gaps = [
+        np.abs((rng.random((min(block, draws - start), len(confidence))) < confidence) @ in_bin - expected).sum(axis=1)
+        for start in range(0, draws, block)
+    ]
+    return float(np.median(np.concatenate(gaps)) / len(confidence))
 
 
 def model_scores(model: NewsClassifier, articles: Articles) -> dict[str, float]:

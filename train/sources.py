@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from newsclf._files import HOST, process_alive
 from newsclf.errors import NewsclfError
 from train.paths import corpus_path
 
@@ -162,20 +163,18 @@ def _scratch_cache() -> str:
 
 def scratch_prefix(kind: str) -> str:
     """The name start of a temporary folder of this process (see :func:`remove_stale_scratch`)."""
-    return f"newsclf-{kind}-{os.getpid()}-"
+    return f"newsclf-{kind}-{HOST}-{os.getpid()}-"
 
 
 def remove_stale_scratch() -> None:
     """Remove the temporary folders (Arrow copies of the data, streaming's counts and marked copies:
-    gigabytes for a large corpus) that trainings killed before they could clean up left behind, once
-    their process is gone."""
+    gigabytes for a large corpus) that trainings on this host killed before they could clean up left
+    behind, once their process is gone (a temporary folder may be shared between hosts)."""
     import re
     import shutil
     import tempfile
 
-    from newsclf._files import process_alive
-
-    for folder in Path(tempfile.gettempdir()).glob("newsclf-*-*-*"):
-        found = re.fullmatch(r"newsclf-(?:datasets|counts|marked)-(\d+)-\w+", folder.name)
+    for folder in Path(tempfile.gettempdir()).glob(f"newsclf-*-{HOST}-*-*"):
+        found = re.fullmatch(rf"newsclf-(?:datasets|counts|marked)-{HOST}-(\d+)-\w+", folder.name)
         if found and folder.is_dir() and not process_alive(int(found.group(1))):
             shutil.rmtree(folder, ignore_errors=True)

@@ -26,6 +26,7 @@ TF-IDF blocks. ``resume`` continues a run from its last checkpoint, in the same 
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import glob
 import tempfile
@@ -208,12 +209,17 @@ def _marked_copy(path: Path) -> Path | None:
         _SCRATCH.append(Path(tempfile.mkdtemp(prefix=scratch_prefix("marked"))))
         atexit.register(shutil.rmtree, _SCRATCH[0], True)
     copy = _SCRATCH[0] / f"{len(list(_SCRATCH[0].iterdir()))}-{path.name}"
-    broken = 0
+    broken, declared = 0, False
     with open(path, "rb") as source, open(copy, "wb") as target:
         for number, line in enumerate(source, start=1):
             if problem := _broken(line):
                 broken += 1
                 line = (json.dumps({BROKEN_LINE: f"line {number} {problem}"}) + "\n").encode()
+            elif not declared and line.strip():
+                # datasets fixes the columns from the file's first block (~10 MB): the marker column must
+                # be in it, or a broken line further on is refused as a column the schema lacks.
+                with contextlib.suppress(ValueError):  # not UTF-8: left for the reader to name
+                    line, declared = (json.dumps(json.loads(line) | {BROKEN_LINE: ""}) + "\n").encode(), True
             target.write(line)
     if not broken:
         copy.unlink()
@@ -618,10 +624,11 @@ def train_streaming(
         progress("scanning the data: checking rows, de-duplicating, assigning splits")
         scanned = scan(config, progress)
         mlflow.set_tags(run_tags(config, scanned.report) | {"newsclf.fit_mode": "streaming"})
+        # Held out first, so every count of training articles is of those the epochs see.
+        mlflow.log_param("dataset.calibration_articles", _hold_out_for_calibration(scanned, config))
         _log_scan(scanned, config)
         sizes = {split: int((scanned.split == code).sum()) for code, split in enumerate(SPLIT_NAMES)}
         datasets = log_streamed_inputs(config.data, scanned.report, sizes)
-        mlflow.log_param("dataset.calibration_articles", _hold_out_for_calibration(scanned, config))
         (_, cleaner), (_, features) = build_hashed_steps(config.features, config.fit.n_features)
         progress("counting document frequencies of the hashed n-grams")
         with tempfile.TemporaryDirectory(prefix=scratch_prefix("counts")) as scratch:

@@ -23,7 +23,7 @@ from newsclf.errors import NewsclfError
 from train.config import ConfigError, DataConfig, ExperimentConfig, config_from_dict, flatten, parse_override
 from train.data import Articles, LoadReport, Splits
 from train.paths import PACKAGE_DIR
-from train.sources import describe, detect_format, parse_hub
+from train.sources import HUB_PREFIX, describe, parse_hub
 
 
 def connect(tracking_uri: str) -> bool:
@@ -211,7 +211,8 @@ def log_review_files(data: DataConfig, report: LoadReport) -> None:
 
 def _dataset_source(data: DataConfig):
     """Where the data came from, for MLflow's dataset lineage."""
-    if detect_format(data.source, data.format) == "hub":
+    # The hub prefix alone decides: a glob of local files has no suffix to detect a format from.
+    if data.format == "hub" or data.source.startswith(HUB_PREFIX):
         from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 
         name, revision = parse_hub(data.source)

@@ -196,3 +196,16 @@ def test_held_out_maps_are_fitted_on_the_fitted_classifiers_own_scores(n_classes
     xp = get_namespace_and_device(x)[0]
     reference = _fit_calibrator(classifier, scores, np.asarray(y[120:]), classifier.classes_, "sigmoid", xp=xp)
     assert np.array_equal(fitted.predict_proba(x[:120]), reference.predict_proba(x[:120]))
+
+
+def test_a_class_the_held_out_articles_lack_gets_no_map_that_would_silence_it():
+    x, codes = make_classification(400, 12, n_informative=6, n_classes=3, random_state=0)
+    y = np.array([f"class-{code}" for code in codes])
+    classifier = SGDClassifier(loss="log_loss", random_state=1).fit(x[:200], y[:200])
+    held_out = np.flatnonzero(y[200:] != "class-2") + 200  # no class-2 article held out
+    fitted = _fit_methods(
+        classifier, x[held_out], list(y[held_out]), ("none", "sigmoid", "temperature"), 4, 7, held_out=True
+    )
+    assert set(fitted) == {"none", "temperature"}  # a sigmoid map for class-2 would be fitted on no positives
+    predicted = fitted["temperature"].predict(x[200:][y[200:] == "class-2"])
+    assert (predicted == "class-2").mean() == (classifier.predict(x[200:][y[200:] == "class-2"]) == "class-2").mean()

@@ -409,14 +409,36 @@ def test_streaming_train_killed_resumed_then_predict(tmp_path):
 def test_temporary_folders_of_killed_trainings_are_removed(tmp_path, monkeypatch):
     import tempfile
 
+    from newsclf._files import HOST
     from train.sources import remove_stale_scratch, scratch_prefix
 
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = [tmp_path / f"newsclf-{kind}-{finished.stdout.strip()}-abc123" for kind in ("counts", "datasets")]
+    pid = finished.stdout.strip()
+    dead = [tmp_path / f"newsclf-{kind}-{HOST}-{pid}-abc123" for kind in ("counts", "datasets")]
     live = tmp_path / f"{scratch_prefix('marked')}def456"
-    other = tmp_path / "newsclf-other-xyz"
-    for folder in (*dead, live, other):
+    # Another host's folder (a shared temporary disk): its process cannot be checked from here.
+    others = [tmp_path / "newsclf-other-xyz", tmp_path / f"newsclf-counts-{HOST}x-{pid}-abc123"]
+    for folder in (*dead, live, *others):
         folder.mkdir()
     remove_stale_scratch()
-    assert not any(folder.exists() for folder in dead) and live.exists() and other.exists()
+    assert not any(folder.exists() for folder in dead) and live.exists() and all(f.exists() for f in others)
+
+
+def test_a_broken_line_past_the_readers_first_block_is_skipped_too(tmp_path):
+    # datasets reads JSON Lines in blocks of about 10 MB and fixes the columns from the first one.
+    article = {"id": "", "text": "word " * 200, "topic": "sports", "tone": "diplomatic", "date": "2020-01-01"}
+    lines = [json.dumps(article | {"id": f"a{i}"}) + "\n" for i in range(12_000)]  # about 12 MB
+    source = tmp_path / "big.jsonl"
+    source.write_text("".join(lines[:11_900]) + '{"text": "cut off\n' + "".join(lines[11_900:]), encoding="utf-8")
+    config = _config(source, fit={"skip_bad_rows": True, "batch_size": 4096, "shuffle_buffer": 4096})
+    read = [row for rows in streaming.read_rows(config) for row in rows.ids]
+    assert len(read) == 12_000 and read[-1] == "a11999"
+
+
+def test_a_glob_without_a_suffix_is_a_local_source_in_the_lineage(tmp_path):
+    from train.config import DataConfig
+    from train.tracking import _dataset_source
+
+    source = _dataset_source(DataConfig(source=str(tmp_path / "exports" / "*")))
+    assert source.to_dict()["uri"] == str(tmp_path / "exports" / "*")
