@@ -623,6 +623,13 @@ def train_streaming(
             ) from None
         progress("scanning the data: checking rows, de-duplicating, assigning splits")
         scanned = scan(config, progress)
+        trained_on = run.data.tags.get("data_fingerprint")
+        if resume and trained_on and trained_on != scanned.report.fingerprint:
+            raise StreamingError(
+                f"run {resume} trained on other data than {scanned.report.source} holds now (SHA-256 "
+                f"{trained_on[:12]}, now {scanned.report.fingerprint[:12]}); resume it with the data it "
+                "started with, or start a new run"
+            )
         mlflow.set_tags(run_tags(config, scanned.report) | {"newsclf.fit_mode": "streaming"})
         # Held out first, so every count of training articles is of those the epochs see.
         mlflow.log_param("dataset.calibration_articles", _hold_out_for_calibration(scanned, config))

@@ -182,9 +182,8 @@ def test_a_killed_run_resumes_from_its_checkpoint_into_the_same_run(tmp_path, mo
     from train.training import train
 
     uri = store
-    config = _config(
-        write_jsonl(tmp_path / "items.jsonl", corpus_slice(8)), "resume", fit={"epochs": 3, "patience": 3}
-    )
+    source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(8))
+    config = _config(source, "resume", fit={"epochs": 3, "patience": 3})
     save_checkpoint = streaming._checkpoint
 
     def checkpoint_then_die(state):
@@ -203,6 +202,11 @@ def test_a_killed_run_resumes_from_its_checkpoint_into_the_same_run(tmp_path, mo
     other = dataclasses.replace(config, topic=dataclasses.replace(config.topic, alpha=0.5))
     with pytest.raises(NewsclfError, match="was trained with other settings"):
         train(other, uri, resume=run.info.run_id)
+    data = source.read_bytes()
+    source.write_bytes(data + source.read_bytes().splitlines(keepends=True)[0].replace(b'"id": "', b'"id": "new-'))
+    with pytest.raises(NewsclfError, match="trained on other data than .*items.jsonl holds now"):
+        train(config, uri, resume=run.info.run_id)
+    source.write_bytes(data)
     result = train(config, uri, resume=run.info.run_id)
     assert result.run_id == run.info.run_id
     steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "learning_curve/validation/score")]
