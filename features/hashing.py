@@ -53,12 +53,9 @@ class DocumentFrequencies:
         self.counts = [np.zeros(vectorizer.n_features, dtype=np.int64) for _, vectorizer in self._blocks]
         self.documents = 0
 
-    def add(self, cleaned_texts: list[str]) -> list[sparse.csr_matrix]:
-        """Count the documents each column occurs in; return each block's count matrix of the texts."""
-        return self.add_counts(hashed_counts(cleaned_texts, self._blocks))
-
-    def add_counts(self, blocks: list[sparse.csr_matrix]) -> list[sparse.csr_matrix]:
-        """:meth:`add` from count matrices hashed elsewhere (e.g. on a cluster's workers); ``blocks`` returned."""
+    def add(self, blocks: list[sparse.csr_matrix]) -> list[sparse.csr_matrix]:
+        """Count the documents each column occurs in, from each block's count matrix of a batch
+        (:func:`hashed_counts`, here or on a cluster's workers); ``blocks`` returned."""
         for counts, block in zip(self.counts, blocks):
             counts += np.bincount(block.indices, minlength=len(counts))  # a column once per row it is in
         self.documents += blocks[0].shape[0]

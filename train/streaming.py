@@ -633,8 +633,8 @@ def train_streaming(
         mlflow.set_tags(run_tags(config, scanned.report) | {"newsclf.fit_mode": "streaming"})
         # Held out first, so every count of training articles is of those the epochs see.
         mlflow.log_param("dataset.calibration_articles", _hold_out_for_calibration(scanned, config))
-        _log_scan(scanned, config)
         sizes = {split: int((scanned.split == code).sum()) for code, split in enumerate(SPLIT_NAMES)}
+        _log_scan(scanned, config, sizes)
         datasets = log_streamed_inputs(config.data, scanned.report, sizes)
         (_, cleaner), (_, features) = build_hashed_steps(config.features, config.fit.n_features)
         progress("counting document frequencies of the hashed n-grams")
@@ -715,9 +715,11 @@ def _resumed_state(client, config: ExperimentConfig, run_id: str) -> _State:
     return state
 
 
-def _log_scan(scanned: _Scan, config: ExperimentConfig) -> None:
-    """Counts per split and label, what de-duplication and the bad rows removed, on the active run."""
+def _log_scan(scanned: _Scan, config: ExperimentConfig, sizes: dict[str, int]) -> None:
+    """Counts per split (``sizes``) and label, what de-duplication and the bad rows removed, on the active run."""
     import mlflow
+
+    from train.tracking import log_data_counts
 
     report = scanned.report
     summary: dict[str, Any] = {
@@ -736,25 +738,16 @@ def _log_scan(scanned: _Scan, config: ExperimentConfig) -> None:
         topics = Counter(scanned.topic[chosen].tolist())
         tones = Counter(scanned.tone[chosen].tolist())
         summary["splits"][name] = {
-            "articles": int(chosen.sum()),
+            "articles": sizes[name],
             "topics": {config.data.topic_labels[i]: n for i, n in sorted(topics.items())},
             "tones": {("none" if i < 0 else config.data.tone_labels[i]): n for i, n in sorted(tones.items())},
         }
     mlflow.log_dict(summary, "data/summary.json")
-    mlflow.log_params(
-        {
-            "dataset.rows_read": report.rows,
-            "dataset.skipped_empty_rows": report.skipped_empty,
-            "dataset.dropped_by_label": sum(report.dropped_by_label.values()),
-            "dataset.duplicates_removed": report.duplicates_removed,
-            "dataset.bad_rows_skipped": scanned.bad_rows,
-        }
-        | {f"dataset.{name}_articles": int((scanned.split == code).sum()) for code, name in enumerate(SPLIT_NAMES)}
-    )
-    if not (scanned.split == _TRAIN).any() or not (scanned.split == _VALIDATION).any():
+    log_data_counts(report, sizes, bad_rows_skipped=scanned.bad_rows)
+    if not sizes["train"] or not sizes["validation"]:
         raise DataError(
-            f"{report.source}: the split leaves {int((scanned.split == _TRAIN).sum())} train and "
-            f"{int((scanned.split == _VALIDATION).sum())} validation articles; move the cut-offs or add articles"
+            f"{report.source}: the split leaves {sizes['train']} train and "
+            f"{sizes['validation']} validation articles; move the cut-offs or add articles"
         )
 
 
@@ -793,7 +786,7 @@ def _count(
         rows = read.popleft()
         positions = np.array(rows.positions)
         if counts is not None:
-            cache.append(frequencies.add_counts(counts))
+            cache.append(frequencies.add(counts))
         for name, mask in chosen.items():
             for i in np.flatnonzero(mask[positions]).tolist():
                 articles = held_out[name]

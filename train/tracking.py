@@ -105,16 +105,23 @@ def log_data_report(splits: Splits, data: DataConfig) -> dict[str, Any]:
         },
         "data/duplicates.json",
     )
-    mlflow.log_params(
-        {
-            "dataset.rows_read": report.rows,
-            "dataset.skipped_empty_rows": report.skipped_empty,
-            "dataset.dropped_by_label": sum(report.dropped_by_label.values()),
-            "dataset.duplicates_removed": report.duplicates_removed,
-        }
-        | {f"dataset.{split}_articles": len(getattr(splits, split)) for split in ("train", "validation", "test")}
-    )
+    log_data_counts(report, {split: len(getattr(splits, split)) for split in _CONTEXTS})
     return datasets
+
+
+def log_data_counts(report: LoadReport, articles_per_split: Mapping[str, int], **more: int) -> None:
+    """The data counts of a training run as params (``dataset.*``; MLflow would chart metrics): rows
+    read, what loading dropped, the articles per split, and ``more``."""
+    import mlflow
+
+    counts = {
+        "rows_read": report.rows,
+        "skipped_empty_rows": report.skipped_empty,
+        "dropped_by_label": sum(report.dropped_by_label.values()),
+        "duplicates_removed": report.duplicates_removed,
+    }
+    counts |= {f"{split}_articles": n for split, n in articles_per_split.items()} | more
+    mlflow.log_params({f"dataset.{name}": value for name, value in counts.items()})
 
 
 def log_split_metrics(

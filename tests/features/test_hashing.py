@@ -7,7 +7,7 @@ import pytest
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-from features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, take_rows
+from features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, hashed_counts, take_rows
 from features.tfidf import FeatureConfig, NgramConfig
 from newsclf.hashing import HashedTfidfVectorizer
 from tests.helpers import corpus_slice
@@ -43,7 +43,7 @@ def test_streamed_idf_equals_tfidf_transformer_fitted_in_memory(sublinear_tf):
     union.transformer_list = [("char", hashed)]
     frequencies = DocumentFrequencies(union)
     for start in range(0, len(TEXTS), 4):  # in batches, as the count pass streams them
-        frequencies.add(TEXTS[start : start + 4])
+        frequencies.add(hashed_counts(TEXTS[start : start + 4], union.transformer_list))
     frequencies.apply(FeatureConfig(char=NgramConfig(analyzer="char_wb", min_df=1)))
     counts = _counts("char_wb", (2, 4))
     reference = TfidfTransformer(sublinear_tf=sublinear_tf).fit(counts)
@@ -77,7 +77,7 @@ def test_cached_counts_weigh_to_the_transform_of_the_texts(tmp_path):
     frequencies = DocumentFrequencies(union)
     cache = CountCache(tmp_path / "counts", [2**12, 2**12])
     for start in range(0, len(TEXTS), 4):
-        cache.append(frequencies.add(TEXTS[start : start + 4]))
+        cache.append(frequencies.add(hashed_counts(TEXTS[start : start + 4], union.transformer_list)))
     frequencies.apply(FeatureConfig())
     assert cache.rows == len(TEXTS)
     for _ in range(2):  # every epoch reads the same counts
