@@ -12,8 +12,8 @@ import sys
 import time
 from datetime import UTC
 
-from train.cli import TRACKING_HELP, positive_int, resolve_tracking_uri, run_command
-from train.paths import DEFAULT_MODEL_URI
+from newsclf.train.cli import TRACKING_HELP, positive_int, resolve_tracking_uri, run_command
+from newsclf.train.paths import DEFAULT_MODEL_URI
 
 # Where every command writes by default: gitignored. The tracked pages in bench/ are written only
 # when asked (`make bench PUBLISH=1`, or --output bench/...).
@@ -147,8 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     from bench.page import BENCH_EXPERIMENT, log_benchmark, results_markdown
     from bench.suite import evaluation_speed, run_benchmark
     from bench.tuning import recommended_toml
-    from train.config import load_config
-    from train.tracking import git_commit
+    from newsclf.train.config import load_config
+    from newsclf.train.tracking.runs import git_commit
 
     data_dir = Path(args.data).resolve()
     require_data(data_dir)
@@ -262,8 +262,8 @@ def _audit(args: argparse.Namespace) -> int:
     import sklearn
 
     from bench.audit import audit_benchmark, audit_page
-    from train.config import ConfigError, load_config
-    from train.tracking import git_commit
+    from newsclf.train.config import ConfigError, load_config
+    from newsclf.train.tracking.runs import git_commit
 
     if not 0.0 < args.share < 1.0:
         raise ConfigError(f"--share must be a fraction in (0, 1), got {args.share}")

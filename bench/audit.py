@@ -25,11 +25,12 @@ from typing import Any
 
 from bench.datasets import CEP_FILE, cep_development_split, real_data_file
 from bench.measure import peak_rss_increase
-from train.audit import AuditReport, audit_articles, audit_labels
-from train.config import ExperimentConfig
-from train.data import Articles, LoadReport, load_articles
-from train.metrics import model_scores
-from train.training import fit_model
+from newsclf.train.config import ExperimentConfig
+from newsclf.train.data.articles import Articles, LoadReport
+from newsclf.train.data.loading import load_articles
+from newsclf.train.evaluation.metrics import model_scores
+from newsclf.train.fit.in_memory import fit_model
+from newsclf.train.jobs.audit import AuditReport, audit_articles, audit_labels
 
 # Exclusion thresholds compared on 2017: every flagged item, and only the clearest ones.
 THRESHOLDS = (1.0, 0.1)

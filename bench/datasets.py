@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.config import DataConfig, SplitConfig
-from train.data import Articles, DataError, load_articles, split_by_date
+from newsclf.train.config import DataConfig, SplitConfig
+from newsclf.train.data.articles import Articles, DataError
+from newsclf.train.data.loading import load_articles, split_by_date
 
 CEP_FILE = Path("cep") / "cep-2010-2017.jsonl"
 AGNEWS_FILE = Path("agnews") / "agnews-test.jsonl"
@@ -81,7 +82,7 @@ def deduplicate(articles: Articles) -> tuple[Articles, int]:
     Returns the kept articles and how many were dropped. Duplicates left in would sit on both
     sides of a fold and inflate the scores.
     """
-    from train.dedup import find_duplicates
+    from newsclf.train.data.dedup import find_duplicates
 
     found = find_duplicates(articles.texts, threshold=1.0)
     return articles.subset(found.keep), found.removed

@@ -15,7 +15,7 @@ from typing import Any
 
 from sklearn.metrics import accuracy_score
 
-from train.metrics import macro_f1, task_labels
+from newsclf.train.evaluation.metrics import macro_f1, task_labels
 
 
 def seconds(action: Callable[[], Any]) -> float:
@@ -27,7 +27,7 @@ def seconds(action: Callable[[], Any]) -> float:
 
 def label_scores(y_true: Sequence[str], y_pred: Sequence[str], known: Sequence[str]) -> dict[str, float]:
     """Macro-F1 over the task labels (``known``, the labels the model was fitted on, then the unseen
-    true ones; see :mod:`train.metrics`) and accuracy of predicted labels."""
+    true ones; see :mod:`newsclf.train.evaluation.metrics`) and accuracy of predicted labels."""
     return {
         "macro_f1": macro_f1(y_true, y_pred, task_labels(known, y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.datasets import DATA_FILES
 from bench.peers import MODELS
-from train.config import ExperimentConfig
+from newsclf.train.config import ExperimentConfig
 
 BENCH_EXPERIMENT = "newsclf-bench"
 
@@ -132,7 +132,7 @@ def _rolling(results: dict[str, Any], names: list[str]) -> list[str]:
         "",
         "## 1. CEP rolling origins: fit up to the end of a year, score the next year",
         "",
-        "The folds of `[search] origins` (train/rolling.py): "
+        "The folds of `[search] origins` (train/fit/rolling.py): "
         + "; ".join(
             f"<= {fold['origin']}: {fold['fit_items']:,} fitted, {fold['scored_items']:,} scored" for fold in folds
         )
@@ -324,7 +324,7 @@ def log_benchmark(
     import mlflow
 
     from newsclf._files import sha256_file
-    from train.config import flatten
+    from newsclf.train.config import flatten
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(BENCH_EXPERIMENT)

@@ -23,10 +23,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
 from newsclf.model import NewsClassifier
-from train.config import ExperimentConfig
-from train.data import Articles
-from train.metrics import macro_f1
-from train.training import fit_model
+from newsclf.train.config import ExperimentConfig
+from newsclf.train.data.articles import Articles
+from newsclf.train.evaluation.metrics import macro_f1
+from newsclf.train.fit.in_memory import fit_model
 
 TASKS = ("topic", "tone")
 # Display names of the models every section compares, in table order.
@@ -103,7 +103,7 @@ class Fitted:
 
 
 class Ours:
-    """The project's model, fitted by :func:`train.training.fit_model`, the function that fits what
+    """The project's model, fitted by :func:`newsclf.train.training.fit_model`, the function that fits what
     ``make train`` ships: topic, tone and the tone-applies model, with the experiment's ``n_jobs``
     workers."""
 

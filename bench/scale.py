@@ -47,7 +47,7 @@ def build_corpus(cep_file: Path, n_articles: int, target: Path, seed: int = 13) 
 
 def experiment_file(folder: Path, corpus: Path, mode: str, epochs: int, batch_size: int) -> Path:
     """streaming.toml's features and classifiers on ``corpus`` with a random split, in ``mode``."""
-    from train.config import load_config, to_dict
+    from newsclf.train.config import load_config, to_dict
 
     raw = to_dict(load_config("streaming"))
     raw.pop("name")

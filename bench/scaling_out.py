@@ -22,7 +22,7 @@ from pathlib import Path
 
 from newsclf.batch import jsonl_articles
 from newsclf.loading import load_model
-from train.cluster import plan_scoring, score_on_cluster
+from newsclf.train.jobs.score import plan_scoring, score_on_cluster
 
 # About as many partitions as a run on a real archive gives each worker: enough to balance two workers.
 _PARTITION_BYTES = 512 * 1024

@@ -27,7 +27,7 @@ import sklearn
 from bench.measure import seconds
 from newsclf.loading import model_folder
 from newsclf.model import NewsClassifier
-from train.paths import corpus_path
+from newsclf.train.paths import corpus_path
 
 TARGETS = {"load_s": 0.5, "latency_p50_ms": 2.0, "short_items_per_s": 5000.0}
 ARTICLE_WORDS = 600

@@ -40,10 +40,11 @@ from bench.peers import (
     plain_tfidf_svc,
     workers,
 )
-from train.config import DataConfig, ExperimentConfig
-from train.data import Articles, load_articles
-from train.metrics import macro_f1, task_labels
-from train.rolling import rolling_folds
+from newsclf.train.config import DataConfig, ExperimentConfig
+from newsclf.train.data.articles import Articles
+from newsclf.train.data.loading import load_articles
+from newsclf.train.evaluation.metrics import macro_f1, task_labels
+from newsclf.train.fit.rolling import rolling_folds
 
 FOLDS = 5
 # The costs also given as a ratio to TF-IDF + LinearSVC's, measured in the same run.
@@ -193,10 +194,10 @@ def evaluation_speed(data_dir: Path, items: int = 10_000, repeats: int = 3) -> d
     import json
     import tempfile
 
-    from train.config import load_config
-    from train.evaluation_run import EvaluationRequest, evaluate
-    from train.report import evaluate_articles, write_report
-    from train.training import fit_model
+    from newsclf.train.config import load_config
+    from newsclf.train.evaluation.report import evaluate_articles, write_report
+    from newsclf.train.fit.in_memory import fit_model
+    from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 
     cep = cep_articles(data_dir)
     latest = cep.subset(range(max(0, len(cep) - items), len(cep)))
@@ -237,7 +238,7 @@ def evaluation_speed(data_dir: Path, items: int = 10_000, repeats: int = 3) -> d
 def _cep_rolling(
     cep: Articles, models: dict[str, Any], origins: tuple[str, ...], progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Each model fitted on every rolling-origin fold of CEP (train.rolling, as ``[search] origins``
+    """Each model fitted on every rolling-origin fold of CEP (newsclf.train.fit.rolling, as ``[search] origins``
     defines them) and scored per task on the fold's next period: per-fold macro-F1, mean and spread."""
     folds = rolling_folds(cep, origins)
     section: dict[str, Any] = {
@@ -272,7 +273,7 @@ def _cep_rolling(
 
 
 def _spread(scores: list[float]) -> float:
-    """The fold spread: standard deviation over the folds, as train.rolling.Ranked.spread."""
+    """The fold spread: standard deviation over the folds, as newsclf.train.fit.rolling.Ranked.spread."""
     return statistics.stdev(scores) if len(scores) > 1 else 0.0
 
 

@@ -31,11 +31,11 @@ from typing import Any
 
 from bench.measure import label_scores
 from bench.peers import TASKS
-from train.classifiers import KINDS, build_classifier
-from train.config import ConfigError, ExperimentConfig, flatten, load_config
-from train.data import Articles
-from train.metrics import selection_score
-from train.rolling import Fold, Ranked, choose, rolling_folds
+from newsclf.train.classifiers import KINDS, build_classifier
+from newsclf.train.config import ConfigError, ExperimentConfig, flatten, load_config
+from newsclf.train.data.articles import Articles
+from newsclf.train.evaluation.metrics import selection_score
+from newsclf.train.fit.rolling import Fold, Ranked, choose, rolling_folds
 
 TUNING_EXPERIMENT = "newsclf-tuning"
 
@@ -70,8 +70,8 @@ class Trial:
 
     @property
     def score(self) -> float:
-        """The selection score (:func:`train.metrics.selection_score`, mean macro-F1 of the tasks), averaged
-        over the folds."""
+        """The selection score (:func:`newsclf.train.evaluation.metrics.selection_score`, mean macro-F1
+        of the tasks), averaged over the folds."""
         return self.ranked.mean
 
 
@@ -83,8 +83,8 @@ class StagedResult:
 
     @property
     def best(self) -> Trial:
-        """The kept trial (:func:`train.rolling.choose`): the narrowest of those level with the highest mean
-        within the spread; a tie of width goes to the higher mean, then to the earlier trial."""
+        """The kept trial (:func:`newsclf.train.fit.rolling.choose`): the narrowest of those level with the
+        highest mean within the spread; a tie of width goes to the higher mean, then to the earlier trial."""
         return self.trials[choose([trial.ranked for trial in self.trials])]
 
     @property
@@ -230,12 +230,13 @@ def tuning_page(result: StagedResult, plan: StagedPlan, command: str) -> str:
     return (
         "# Staged tuning on CEP over rolling-origin folds\n\n"
         f"Written by `{command}`; every row is a nested MLflow run in the `{TUNING_EXPERIMENT}` experiment. "
-        f"Base: `{plan.base}`. Folds (train/rolling.py): fit on the CEP items dated {periods}, each scored on the "
+        f"Base: `{plan.base}`. Folds (train/fit/rolling.py): fit on the CEP items dated {periods}, each scored on the "
         "items after its origin up to the next one (the last: to the end of 2017). A score is the mean macro-F1 of "
         "topic and tone; rows show its mean over the folds +- the standard deviation over the folds. Each stage "
-        "starts from the kept row so far. The kept row is the one train/rolling.py's `choose` keeps, as training's "
-        "`[search] origins` does: among the rows level with the highest mean (their mean gap to it, paired by fold, "
-        "no more than the standard deviation of those gaps) the cheapest, where cheaper means fewer features read by "
+        "starts from the kept row so far. The kept row is the one `choose` (train/fit/rolling.py) keeps, as "
+        "training's `[search] origins` does: among the rows level with the highest mean (their mean gap to it, "
+        "paired by fold, no more than the standard deviation of those gaps) the cheapest, where cheaper means "
+        "fewer features read by "
         "the classifiers (topic + tone columns on the last fold; prediction time and artifact size grow with it). "
         "Fit seconds: both tasks on the last fold, one core, on a machine shared with other work."
         + (f" Every fold score is the mean over the SGD seeds {list(plan.seeds)}." if len(plan.seeds) > 1 else "")
@@ -284,7 +285,7 @@ class _CachedFeatureScorer:
 
     def score(self, config: ExperimentConfig, seeds: tuple[int, ...]) -> tuple[dict[str, float], Ranked]:
         """The scores of ``config`` (per fold each the mean over ``seeds``) as MLflow metrics, and its
-        :class:`train.rolling.Ranked`: the fold selection scores and the width on the last fold."""
+        :class:`newsclf.train.fit.rolling.Ranked`: the fold selection scores and the width on the last fold."""
         per_fold = []
         for number in range(len(self._origins)):
             per_seed = [self._score_seed(number, dataclasses.replace(config, seed=seed)) for seed in seeds]
@@ -334,7 +335,7 @@ class _CachedFeatureScorer:
         }
 
     def _matrices(self, fold: int, task: str, config: ExperimentConfig):
-        from features.tfidf import build_features
+        from newsclf.features.tfidf import build_features
 
         key = (fold, task, config.features)
         if key not in self._features:

@@ -4,9 +4,9 @@ The step classes are defined in :mod:`newsclf` (a saved model unpickles them fro
 re-exported here for training code.
 """
 
-from features.tfidf import FeatureConfig, NgramConfig, build_feature_steps, build_features
 from newsclf.cleaning import ArticleCleaner
 from newsclf.counting import BulkTfidfVectorizer
+from newsclf.features.tfidf import FeatureConfig, NgramConfig, build_feature_steps, build_features
 
 __all__ = [
     "ArticleCleaner",

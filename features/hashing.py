@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.pipeline import FeatureUnion
 
-from features.tfidf import FeatureConfig, NgramConfig, build_feature_steps
+from newsclf.features.tfidf import FeatureConfig, NgramConfig, build_feature_steps
 from newsclf.hashing import HashedTfidfVectorizer
 from newsclf.steps import TFIDF
 

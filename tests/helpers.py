@@ -13,8 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from newsclf.cleaning import article_text
-from train.config import config_from_dict
-from train.paths import corpus_path
+from newsclf.train.config import config_from_dict
+from newsclf.train.paths import corpus_path
 
 # ../shared beside the project (or $NEWSCLF_SHARED): the real data and the seed article.
 SHARED = Path(os.environ.get("NEWSCLF_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -61,7 +61,7 @@ def small_config(source: Path, seed: int = 13, **sections) -> object:
 def train_into_new_store(folder: Path, **sections):
     """Train ``small_config`` (with ``sections`` overridden) on 10 articles per topic into a new SQLite
     store in ``folder``."""
-    from train.training import train
+    from newsclf.train.training import run as train
 
     config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)), **sections)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -70,7 +70,7 @@ def train_into_new_store(folder: Path, **sections):
 
 def as_articles(items: list[dict]):
     """Corpus rows as Articles, title and text joined as load_articles does."""
-    from train.data import Articles
+    from newsclf.train.data.articles import Articles
 
     return Articles(
         [item["id"] for item in items],
@@ -83,10 +83,10 @@ def as_articles(items: list[dict]):
 
 def tiny_classifier(items: list[dict]):
     """A NewsClassifier fitted in memory on ``items`` with word features only: fast, still real."""
-    from features.tfidf import FeatureConfig, NgramConfig
+    from newsclf.features.tfidf import FeatureConfig, NgramConfig
     from newsclf.model import NewsClassifier
-    from train.config import ClassifierConfig
-    from train.pipeline import build_pipeline
+    from newsclf.train.config import ClassifierConfig
+    from newsclf.train.fit.pipeline import build_pipeline
 
     articles = as_articles(items)
     features = FeatureConfig(char=NgramConfig(enabled=False))
@@ -99,7 +99,7 @@ def tiny_classifier(items: list[dict]):
 def build_small_model(per_topic: int = 6):
     """A NewsClassifier fitted in memory on a corpus slice, through training's own fit_model:
     word and char_wb features, tone and the tone-applies model."""
-    from train.training import fit_model
+    from newsclf.train.fit.in_memory import fit_model
 
     config = config_from_dict(
         {"name": "unit", "features": {"char": {"analyzer": "char_wb", "ngram_range": [2, 4], "min_df": 2}}}

@@ -1,9 +1,33 @@
 """newsclf training: data in, fitted, tracked and registered models out, and their evaluation.
 
-The served model lives in :mod:`newsclf`; ``from train import load_model`` is kept for code written
-against earlier releases.
+Installed as ``newsclf.train`` (the repository keeps it in the top-level ``train/`` folder)::
+
+    from newsclf.train import load_config, run
+    result = run(load_config("experiments/default.toml"), tracking_uri="sqlite:///mlflow.db")
+    result.model_uri   # "models:/news-classifier/3"
+
+Rooms by role, imports pointing down only (tests/test_layout.py): ``paths``, ``progress``,
+``classifiers``, ``cluster`` and ``data.sources`` at the bottom, then ``config``, ``data``,
+``evaluation``, ``fit``, ``tracking``, ``jobs``, the one training run (``training``) and the
+``cli`` on top.
 """
 
-from newsclf import ModelFormatError, NewsClassifier, NewsclfError, load_model
+from typing import Any
 
-__all__ = ["ModelFormatError", "NewsClassifier", "NewsclfError", "load_model"]
+__all__ = ["ExperimentConfig", "TrainResult", "load_config", "run"]
+
+_HOMES = {
+    "ExperimentConfig": "newsclf.train.config",
+    "load_config": "newsclf.train.config",
+    "TrainResult": "newsclf.train.training",
+    "run": "newsclf.train.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when first asked for: `newsclf predict` imports this package without training anything.
+    if name not in _HOMES:
+        raise AttributeError(f"module 'newsclf.train' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 
 from newsclf.errors import NewsclfError
-from train.paths import DEFAULT_MODEL_URI, DEFAULT_TRACKING_URI
+from newsclf.train.paths import DEFAULT_MODEL_URI, DEFAULT_TRACKING_URI
 
 TRACKING_HELP = (
     f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current folder)"
@@ -292,12 +292,12 @@ def _train(args: argparse.Namespace) -> int:
     config = _experiment_config(args)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
 
-    from train.metrics import metric_name
-    from train.training import train
+    from newsclf.train.evaluation.metrics import metric_name
+    from newsclf.train.training import run
 
     progress = _progress(args.quiet)
     with _training_cluster(args.cluster, config):
-        result = train(config, tracking_uri, progress, resume=args.resume)
+        result = run(config, tracking_uri, progress, resume=args.resume)
     for task in ("topic", "tone"):
         scores = [
             f"{split} macro-F1 {result.metrics[key]:.3f}"
@@ -322,7 +322,7 @@ def _training_cluster(address: str | None, config) -> contextlib.AbstractContext
             f"experiment {config.name} has neither; add a [search.grid], stream it ([fit] mode = 'streaming') "
             "or drop --cluster"
         )
-    from train.cluster import train_on_cluster
+    from newsclf.train.cluster import train_on_cluster
 
     return train_on_cluster(address)
 
@@ -330,7 +330,7 @@ def _training_cluster(address: str | None, config) -> contextlib.AbstractContext
 def _audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from train.audit import audit
+    from newsclf.train.jobs.audit import audit
 
     config = _experiment_config(args)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
@@ -364,7 +364,7 @@ def _add_experiment_arguments(command: argparse.ArgumentParser, verb: str) -> No
 
 def _experiment_config(args: argparse.Namespace):
     """The experiment ``--experiment`` names with ``--set`` overrides and ``--data`` applied, as train reads it."""
-    from train.config import load_config, parse_override
+    from newsclf.train.config import load_config, parse_override
 
     overrides = dict(parse_override(item) for item in args.overrides)
     if args.data:
@@ -373,7 +373,7 @@ def _experiment_config(args: argparse.Namespace):
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from train.doctor import examine, repair
+    from newsclf.train.tracking.doctor import examine, repair
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     findings = repair(tracking_uri) if args.fix else examine(tracking_uri)
@@ -387,9 +387,9 @@ def _doctor(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from train.config import load_config, parse_override
-    from train.evaluation_run import EvaluationRequest, evaluate
-    from train.report import ReportSettings
+    from newsclf.train.config import load_config, parse_override
+    from newsclf.train.evaluation.report import ReportSettings
+    from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 
     tracking = load_config("default").tracking
     try:
@@ -455,7 +455,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from train.card import read_card
+    from newsclf.train.jobs.card import read_card
 
     print(read_card(args.model, resolve_tracking_uri(args.tracking_uri)), end="")
     return 0
@@ -502,7 +502,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _predict_on_cluster(args: argparse.Namespace) -> int:
-    from train.cluster import PARTITION_BYTES, connect, plan_scoring, score_on_cluster
+    from newsclf.train.cluster import connect
+    from newsclf.train.jobs.score import PARTITION_BYTES, plan_scoring, score_on_cluster
 
     if not (args.cluster and args.input and args.output):
         raise NewsclfError(

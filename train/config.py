@@ -10,14 +10,14 @@ import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from features.tfidf import FeatureConfig
 from newsclf.errors import NewsclfError
-from train.classifiers import KINDS
-from train.paths import experiments_dir
+from newsclf.features.tfidf import FeatureConfig
+from newsclf.train.classifiers import KINDS, hyperparameters_read
+from newsclf.train.paths import experiments_dir
 
 TOPICS = (
     "armed_conflicts_attacks",
@@ -67,7 +67,7 @@ class DataConfig:
     topic_drop: tuple[str, ...] = ()
     tone_map: dict[str, str] = field(default_factory=dict)
     tone_drop: tuple[str, ...] = ()
-    # The review loop (train/corrections.py, `newsclf audit`): a JSON Lines or CSV file of reviewed
+    # The review loop (train/data/corrections.py, `newsclf audit`): a JSON Lines or CSV file of reviewed
     # labels and drops, and the audit's label_issues.jsonl with the quality below which its items
     # are left out (0 = keep them all).
     corrections: str = ""
@@ -75,7 +75,7 @@ class DataConfig:
     exclude_label_issues: float = 0.0
 
     def __post_init__(self):
-        from train.sources import FORMATS
+        from newsclf.train.data.sources import FORMATS
 
         if not self.source.strip():
             raise ValueError("source must be 'corpus', a file or folder path, or hub:owner/name")
@@ -165,7 +165,7 @@ class DedupConfig:
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """A linear classifier with probabilities, one of the kinds registered in :mod:`train.classifiers`:
+    """A linear classifier with probabilities, one of the kinds registered in :mod:`newsclf.train.classifiers`:
     logistic regression, calibrated LinearSVC, or logistic regression fitted by SGD
     (``sgd_logistic``: regularised by ``alpha``, not ``C``)."""
 
@@ -234,7 +234,7 @@ class SearchConfig:
     # Rolling-origin (forward-chaining) folds for dated articles, ISO dates in increasing order: each
     # candidate is fitted on the train + validation articles dated up to an origin and scored on those
     # after it, up to the next origin (the last: to the end of validation). Candidates are ranked by
-    # their mean score; the narrowest one level with the best fold by fold wins (train/rolling.py).
+    # their mean score; the narrowest one level with the best fold by fold wins (train/fit/rolling.py).
     origins: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -261,7 +261,7 @@ CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "temperature")
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    """Post-hoc calibration of every probability the model outputs (train/calibration.py).
+    """Post-hoc calibration of every probability the model outputs (train/fit/calibration.py).
 
     Each task's map is fitted on the classifier's out-of-fold scores over ``folds`` folds of the
     data the model is fitted on; among ``methods`` the one with the lowest validation log loss is
@@ -289,7 +289,7 @@ FIT_MODES = ("in_memory", "streaming")
 @dataclass(frozen=True)
 class FitConfig:
     """How the model is fitted: all articles in memory (the default), or ``streaming`` for corpora
-    larger than memory (train/streaming.py): hashed n-grams, SGD updated batch by batch over
+    larger than memory (train/fit/streaming.py): hashed n-grams, SGD updated batch by batch over
     ``epochs`` passes, each article read again from the source on every pass.
 
     ``n_features`` is the width of each hashed block; ``shuffle_buffer`` articles are shuffled
@@ -354,6 +354,45 @@ class ExperimentConfig:
             )
 
 
+def _require_read_settings(config: ExperimentConfig) -> None:
+    """Refuse a setting the chosen fit mode or classifier kind does not read (a value other than
+    its default), naming the key: it would otherwise be logged as if it had shaped the model."""
+    streaming = config.fit.mode == "streaming"
+    if streaming:
+        for key in ("corrections", "label_issues"):
+            if str(getattr(config.data, key)).strip():
+                raise ValueError(
+                    f"data.{key} is applied by in-memory loading only; train in memory "
+                    "(fit.mode = 'in_memory') or apply it to the data first"
+                )
+    else:
+        unread = [item.name for item in fields(FitConfig) if item.name != "mode" and _changed(config.fit, item)]
+        if unread:
+            raise ValueError(f"fit.{unread[0]} is read only when fit.mode = 'streaming'; remove it or set that mode")
+    for task in ("topic", "tone"):
+        settings = getattr(config, task)
+        reads = hyperparameters_read(settings.kind, streaming)
+        if streaming and not reads:
+            streamable = sorted(name for name in KINDS if hyperparameters_read(name, True))
+            raise ValueError(
+                f"{task}.kind = {settings.kind!r} cannot be fitted batch by batch (fit.mode = 'streaming'); "
+                f"set {task}.kind to one of {streamable}"
+            )
+        for item in fields(ClassifierConfig):
+            if item.name != "kind" and item.name not in reads and _changed(settings, item):
+                how = "streaming" if streaming else "in-memory"
+                raise ValueError(
+                    f"{task}.{item.name} is not read by {task}.kind = {settings.kind!r} in {how} training "
+                    f"(it reads {', '.join(reads)}); remove it or choose a kind that reads it"
+                )
+
+
+def _changed(settings: Any, item: dataclasses.Field) -> bool:
+    """Whether a dataclass field of ``settings`` holds other than its default."""
+    default = item.default_factory() if item.default is dataclasses.MISSING else item.default
+    return getattr(settings, item.name) != default
+
+
 def load_config(
     experiment: str | Path, overrides: dict[str, Any] | None = None, overrides_from: str = "--set"
 ) -> ExperimentConfig:
@@ -414,6 +453,10 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentC
     """Validate a plain mapping (as parsed from TOML) into an :class:`ExperimentConfig`."""
     config = _build(ExperimentConfig, raw, source, prefix="")
     _require_effective_grid(search_candidates(config, source), source)  # every candidate must be valid too
+    try:  # of the experiment as written; a grid's candidates may change the kind and so what is read
+        _require_read_settings(config)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return config
 
 

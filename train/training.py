@@ -1,10 +1,24 @@
-"""Train both tasks, track the run in MLflow, register the model and promote it when it wins."""
+"""One training run: read, fit, calibrate, evaluate, log, register, promote, describe.
+
+The run is the same for both feeds; what differs is behind :class:`_Feed`:
+
+- in memory (the default): the articles are loaded (newsclf.train.data.loading) and fitted by
+  newsclf.train.fit.in_memory (with a grid search when ``[search]`` asks), calibrated by
+  cross-fitting on train;
+- streamed (``[fit] mode = "streaming"``): the source is scanned (newsclf.train.data.stream) and
+  fitted by ``partial_fit`` epochs (newsclf.train.fit.streaming), calibrated on training articles
+  held out of the epochs; ``resume`` continues a killed run from its last checkpoint.
+
+The store is checked first (and runs of this experiment whose process died are marked KILLED),
+then the data; problems with either are raised before any run starts. Anything that fails after
+that marks the MLflow run FAILED and leaves no complete version registered.
+"""
 
 from __future__ import annotations
 
-import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from newsclf.errors import NewsclfError
@@ -12,31 +26,36 @@ from newsclf.explain import top_terms
 from newsclf.hashing import is_hashed
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import classifier_of, features_of
-from train.calibration import Calibration, calibrate, log_before_after
-from train.card import CARD_ARTIFACT, model_card
-from train.config import ExperimentConfig, flatten, search_candidates
-from train.data import Articles, DataError, Splits, load_splits
-from train.explanation_pages import log_explanation_pages
-from train.figures import confusion_figure
-from train.metrics import (
+from newsclf.train.config import ExperimentConfig, flatten
+from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, Splits
+from newsclf.train.data.loading import load_splits
+from newsclf.train.data.sources import remove_stale_scratch
+from newsclf.train.data.stream import Scan, StreamingError, free_large_blocks_at_once, release_memory, scan
+from newsclf.train.evaluation.figures import confusion_figure
+from newsclf.train.evaluation.metrics import (
     VALIDATION_SCORE,
     grouped,
     metric_name,
-    model_scores,
     report_text,
-    selection_score,
     task_metrics,
     validation_score,
 )
-from train.pipeline import build_pipeline, fit_pipeline, fit_tone_applies
-from train.promotion import Promotion, promote
-from train.registry import describe, log_model, register
-from train.tracking import (
+from newsclf.train.fit.calibration import Calibration, calibrate, log_before_after
+from newsclf.train.fit.in_memory import fit_model, require_trainable, search
+from newsclf.train.fit.streaming import fit_streaming, has_tone, hold_out_for_calibration, resumed_state
+from newsclf.train.jobs.card import CARD_ARTIFACT, model_card
+from newsclf.train.jobs.pages import log_explanation_pages
+from newsclf.train.progress import Clock
+from newsclf.train.tracking.promotion import Promotion, promote
+from newsclf.train.tracking.registry import describe, log_model, register
+from newsclf.train.tracking.runs import (
     connect,
     end_stale_runs,
     liveness,
+    log_data_counts,
     log_data_report,
     log_split_metrics,
+    log_streamed_inputs,
     run_name,
     run_tags,
     use_experiment,
@@ -46,6 +65,8 @@ EXPERIMENT_DESCRIPTION = (
     "newsclf training runs: topic and military/diplomatic tone classifiers, one run per `newsclf train`; "
     "each registered version's description is its model card."
 )
+
+__all__ = ["TrainResult", "run"]
 
 
 @dataclass(frozen=True)
@@ -65,103 +86,227 @@ class TrainResult:
         return f"models:/{self.model_name}/{self.version}"
 
 
-def train(
+@dataclass
+class _Fitted:
+    """What a feed's fit hands the run: the shipped model, the one validation and promotion judge
+    (``scored``: the same model, or the fit before a refit on train + validation), the held-out
+    articles as :class:`Splits` (train may be empty), and what to evaluate, group by group: each
+    ``(model, its uncalibrated form, {split: articles})``."""
+
+    config: ExperimentConfig
+    model: NewsClassifier
+    scored: NewsClassifier
+    splits: Splits
+    evaluations: list[tuple[NewsClassifier, NewsClassifier, dict[str, Articles]]]
+    run_only: tuple[str, ...] = ()
+    split_sizes: dict[str, int] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class _Feed:
+    """How one mode reads and fits; the run around it is :func:`run`."""
+
+    def __init__(self, config: ExperimentConfig, tracking_uri: str, resume: str | None):
+        self.config, self.tracking_uri, self.resume = config, tracking_uri, resume
+
+    def read(self, step: Callable[[str], None]) -> None:
+        """Read and check the data, before any run starts."""
+        raise NotImplementedError
+
+    def report(self):
+        """The LoadReport of what was read."""
+        raise NotImplementedError
+
+    def log_data(self) -> dict[str, Any]:
+        """Log the data on the active run; the MLflow datasets by split name."""
+        raise NotImplementedError
+
+    def fit(self, metadata: dict, step: Callable[[str], None]) -> _Fitted:
+        """Fit and calibrate the model on the active run."""
+        raise NotImplementedError
+
+
+class _InMemory(_Feed):
+    def read(self, step):
+        if self.resume:
+            raise NewsclfError(
+                f"--resume continues a streaming run; experiment {self.config.name} trains in memory "
+                '(set [fit] mode = "streaming" or drop --resume)'
+            )
+        self.splits = load_splits(self.config.data, self.config.split, self.config.dedup, self.config.seed, step)
+        require_trainable(self.config, self.splits)
+        splits, report = self.splits, self.splits.report
+        step(
+            f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test articles "
+            f"({len(splits.train.with_tone())} train articles carry a tone); {report.duplicates_removed} duplicates "
+            f"removed, {report.skipped_empty} empty rows skipped, "
+            f"{sum(report.dropped_by_label.values())} dropped by label"
+        )
+
+    def report(self):
+        return self.splits.report
+
+    def log_data(self):
+        return log_data_report(self.splits, self.config.data)
+
+    def fit(self, metadata, step):
+        config, splits = self.config, self.splits
+        if config.search.grid:
+            config, model = search(config, splits, step)
+            model.metadata.update(metadata)
+        else:
+            model = fit_model(config, splits.train, splits.has_tone, step, metadata)
+        step(f"calibrating probabilities ({', '.join(config.calibration.methods)}) by cross-fitting on train")
+        calibration = calibrate(model, config.calibration, splits.train, splits.validation, config.seed)
+        log_calibration(calibration, step)
+        if not config.search.refit:
+            both = {"validation": splits.validation, "test": splits.test}
+            return _Fitted(config, calibration.model, calibration.model, splits, [(calibration.model, model, both)])
+        step("refitting the best candidate on train + validation")
+        refit_articles = splits.train.concat(splits.validation)
+        refitted = fit_model(config, refit_articles, splits.has_tone, step, metadata | {"refit": True})
+        shipped = calibrate(refitted, config.calibration, refit_articles, None, config.seed, calibration.methods).model
+        evaluations = [
+            (calibration.model, model, {"validation": splits.validation}),
+            (shipped, refitted, {"test": splits.test}),
+        ]
+        # After a refit the validation numbers are the earlier fit's, so they are not linked to the shipped model.
+        return _Fitted(config, shipped, calibration.model, splits, evaluations, run_only=("validation",))
+
+
+class _Streamed(_Feed):
+    def read(self, step):
+        config = self.config
+        free_large_blocks_at_once()
+        remove_stale_scratch()
+        self.state = None
+        if self.resume:
+            from mlflow.tracking import MlflowClient
+
+            self.state = resumed_state(MlflowClient(self.tracking_uri), config, self.resume)
+        step("scanning the data: checking rows, de-duplicating, assigning splits")
+        self.scanned: Scan = scan(config, step)
+        report = self.scanned.report
+        if self.resume:
+            from mlflow.tracking import MlflowClient
+
+            trained_on = MlflowClient(self.tracking_uri).get_run(self.resume).data.tags.get("data_fingerprint")
+            if trained_on and trained_on != report.fingerprint:
+                raise StreamingError(
+                    f"run {self.resume} trained on other data than {report.source} holds now (SHA-256 "
+                    f"{trained_on[:12]}, now {report.fingerprint[:12]}); resume it with the data it "
+                    "started with, or start a new run"
+                )
+        # Held out first, so every count of training articles is of those the epochs see.
+        self.calibration_articles = hold_out_for_calibration(self.scanned, config)
+        self.sizes = {name: int((self.scanned.split == code).sum()) for code, name in enumerate(SPLIT_NAMES)}
+        if not self.sizes["train"] or not self.sizes["validation"]:
+            raise DataError(
+                f"{report.source}: the split leaves {self.sizes['train']} train and "
+                f"{self.sizes['validation']} validation articles; move the cut-offs or add articles"
+            )
+
+    def report(self):
+        return self.scanned.report
+
+    def log_data(self):
+        import mlflow
+
+        mlflow.set_tag("newsclf.fit_mode", "streaming")
+        mlflow.log_param("dataset.calibration_articles", self.calibration_articles)
+        _log_scan(self.scanned, self.config, self.sizes)
+        return log_streamed_inputs(self.config.data, self.scanned.report, self.sizes)
+
+    def fit(self, metadata, step):
+        import mlflow
+
+        config = self.config
+        model, held_out, state = fit_streaming(config, self.scanned, self.state, metadata, step)
+        splits = Splits(
+            Articles([], [], [], [], []),
+            held_out["validation"],
+            held_out["test"],
+            self.scanned.report,
+            has_tone=has_tone(config, self.scanned),
+        )
+        calibrated = model
+        if len(held_out["calibration"]):
+            step(
+                f"calibrating probabilities ({', '.join(config.calibration.methods)}) on "
+                f"{len(held_out['calibration'])} training articles held out of the epochs"
+            )
+            calibration = calibrate(
+                model, config.calibration, held_out["calibration"], held_out["validation"], config.seed, held_out=True
+            )
+            log_calibration(calibration, step)
+            calibrated = calibration.model
+        else:
+            mlflow.set_tag(
+                "calibration.note",
+                "left uncalibrated: calibration.methods is ['none'] or too few training articles to hold some out",
+            )
+        step(f"the epoch-{state.best_epoch} model is the one kept")
+        # One split at a time: their feature matrices are never held together.
+        evaluations = [(calibrated, model, {part: getattr(splits, part)}) for part in ("validation", "test")]
+        return _Fitted(config, calibrated, calibrated, splits, evaluations, split_sizes=self.sizes)
+
+
+def run(
     config: ExperimentConfig,
     tracking_uri: str,
     progress: Callable[[str], None] = lambda message: None,
     resume: str | None = None,
 ) -> TrainResult:
-    """Fit, evaluate, log and register topic and tone models for one experiment.
-
-    The store is checked first (and runs of this experiment whose process died are marked
-    KILLED), then the data; problems with either are raised before any run starts. Anything that
-    fails after that marks the MLflow run FAILED and leaves no complete version registered.
-    With ``[fit] mode = "streaming"`` the data is streamed instead (train/streaming.py), and
-    ``resume`` continues that killed run from its last checkpoint.
-    """
-    if config.fit.mode == "streaming":
-        from train.streaming import train_streaming
-
-        return train_streaming(config, tracking_uri, progress, resume)
-    if resume:
-        raise NewsclfError(
-            f"--resume continues a streaming run; experiment {config.name} trains in memory "
-            '(set [fit] mode = "streaming" or drop --resume)'
-        )
+    """Fit, evaluate, log and register topic and tone models for one experiment; promote the new
+    version when it wins. ``resume`` continues a killed streaming run from its last checkpoint."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    refit = config.search.refit
-    clock = _Clock(progress)
+    clock = Clock(progress)
+    feed = (_Streamed if config.fit.mode == "streaming" else _InMemory)(config, tracking_uri, resume)
     if connect(tracking_uri):
         client = MlflowClient(tracking_uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
         for stale in end_stale_runs(client, [experiment.experiment_id] if experiment else []):
             clock.step(f"marked run {stale.run_id} ({stale.name}) KILLED: {stale.reason}")
     clock.step("loading data")
-    splits = load_splits(config.data, config.split, config.dedup, config.seed, clock.step)
-    tone_train = splits.train.with_tone()
-    _require_two_classes("topic", splits.train.topics)
-    _require_feasible_df(config, "topic", len(splits.train))
-    if splits.has_tone:
-        _require_two_classes("tone", tone_train.tones)
-        _require_feasible_df(config, "tone", len(tone_train))
-    report = splits.report
-    clock.step(
-        f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test articles "
-        f"({len(tone_train)} train articles carry a tone); {report.duplicates_removed} duplicates removed, "
-        f"{report.skipped_empty} empty rows skipped, {sum(report.dropped_by_label.values())} dropped by label"
-    )
+    feed.read(clock.step)
+    report = feed.report()
 
     mlflow.set_tracking_uri(tracking_uri)
     use_experiment(config.tracking.experiment, EXPERIMENT_DESCRIPTION)
-    with mlflow.start_run(run_name=run_name(config)) as run, liveness(tracking_uri, run.info.run_id):
+    with (
+        mlflow.start_run(run_id=resume, run_name=None if resume else run_name(config)) as active,
+        liveness(tracking_uri, active.info.run_id),
+    ):
+        run_id = active.info.run_id
         mlflow.log_params(flatten(config))
         mlflow.set_tags(run_tags(config, report))
-        datasets = log_data_report(splits, config.data)
-
-        metadata = {"experiment": config.name, "run_id": run.info.run_id}
-        if config.search.grid:
-            config, model = _search(config, splits, clock)
-            model.metadata.update(metadata)
-        else:
-            model = fit_model(config, splits.train, splits.has_tone, clock.step, metadata)
-        clock.step(f"calibrating probabilities ({', '.join(config.calibration.methods)}) by cross-fitting on train")
-        calibration = calibrate(model, config.calibration, splits.train, splits.validation, config.seed)
-        log_calibration(calibration, clock.step)
-        uncalibrated_model, model = model, calibration.model
+        datasets = feed.log_data()
+        fitted = feed.fit({"experiment": config.name, "run_id": run_id}, clock.step)
+        config = fitted.config
         clock.step("evaluating on validation and test")
-        scored = model  # validation scores and promotion judge the model that never saw validation
-        if refit:
-            parts = {"validation": splits.validation}
-            metrics = evaluate_and_log(model, uncalibrated_model, parts)
-            clock.step("refitting the best candidate on train + validation")
-            refit_articles = splits.train.concat(splits.validation)
-            uncalibrated_model = fit_model(
-                config, refit_articles, splits.has_tone, clock.step, metadata | {"refit": True}
-            )
-            model = calibrate(
-                uncalibrated_model, config.calibration, refit_articles, None, config.seed, calibration.methods
-            ).model
-            parts = {"test": splits.test}
-            metrics |= evaluate_and_log(model, uncalibrated_model, parts)
-        else:
-            parts = {"validation": splits.validation, "test": splits.test}
-            metrics = evaluate_and_log(model, uncalibrated_model, parts)
-        log_explanation_pages(scored, splits.validation, run.info.run_id)
+        metrics: dict[str, float] = {}
+        for model, uncalibrated, parts in fitted.evaluations:
+            metrics |= evaluate_and_log(model, uncalibrated, parts)
+            release_memory()
+        splits = fitted.splits
+        log_explanation_pages(fitted.scored, splits.validation, run_id)
         clock.step("logging the model")
-        # After a refit the validation numbers are the earlier fit's, so they are not linked to this model.
-        run_only = ("validation",) if refit else ()
-        info, score = log_model_with_metrics(model, metrics, datasets, splits.validation.texts[:2], run_only)
+        examples = splits.validation.texts[:2] or splits.test.texts[:2]
+        info, score = log_model_with_metrics(fitted.model, metrics, datasets, examples, fitted.run_only)
         name = config.tracking.registered_model
         clock.step(f"registering {name}")
-        tags = {"validation_score": f"{score:.6f}", "data_fingerprint": report.fingerprint}
-        version = register(info.model_uri, name, tags)
+        version = register(
+            info.model_uri, name, {"validation_score": f"{score:.6f}", "data_fingerprint": report.fingerprint}
+        )
         clock.step(f"comparing version {version} with @{config.tracking.champion_alias}")
-        promotion = promote(scored, version, splits, config, tracking_uri)
+        promotion = promote(fitted.scored, version, splits, config, tracking_uri)
         log_promotion(promotion, name, version, tracking_uri)
         clock.step("writing the model card")
-        card = model_card(name, version, config, splits, scored, model, promotion, run.info.run_id)
+        card = model_card(
+            name, version, config, splits, fitted.scored, fitted.model, promotion, run_id, fitted.split_sizes
+        )
         mlflow.log_text(card, CARD_ARTIFACT)
         describe(name, version, card)
         mlflow.set_tags({"registered_version": version, "promoted": str(promotion.promoted).lower()})
@@ -174,7 +319,7 @@ def train(
         )
     )
     return TrainResult(
-        run.info.run_id, name, version, promotion.promoted, metrics | {VALIDATION_SCORE: score}, promotion.reason
+        run_id, name, version, promotion.promoted, metrics | {VALIDATION_SCORE: score}, promotion.reason
     )
 
 
@@ -208,187 +353,6 @@ def log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: s
     client = MlflowClient(tracking_uri)
     for key, value in verdict.items():
         client.set_model_version_tag(name, version, key, value)
-
-
-def fit_model(
-    config: ExperimentConfig,
-    articles: Articles,
-    has_tone: bool,
-    progress: Callable[[str], None] = lambda message: None,
-    metadata: dict | None = None,
-) -> NewsClassifier:
-    """The model ``make train`` ships, fitted on ``articles``: topic, and with ``has_tone`` tone and tone-applies.
-
-    No MLflow: training's ``[search.grid]`` candidates and the bench's "ours" are fitted by this same function.
-    """
-    progress(f"fitting topic model on {len(articles)} articles")
-    topic, topic_features = _fit_task(config, "topic", articles.texts, articles.topics)
-    tone = None
-    if has_tone:
-        toned = articles.with_tone()
-        progress(f"fitting tone model on {len(toned)} articles")
-        tone, _ = _fit_task(config, "tone", toned.texts, toned.tones)
-        progress("fitting the tone-applies model on the topic features")
-        applies = fit_tone_applies(topic_features, articles.tones, config.tone, config.seed)
-        return NewsClassifier(topic, tone, metadata=metadata, tone_applies=applies)
-    return NewsClassifier(topic, None, metadata=metadata)
-
-
-def _require_feasible_df(config: ExperimentConfig, task: str, n: int) -> None:
-    """Document-frequency limits that ``n`` training articles cannot meet, as one line naming the
-    setting (scikit-learn says it only as a traceback from inside the fit)."""
-    for block, settings in (("word", config.features.word), ("char", config.features.char)):
-        low = settings.min_df if isinstance(settings.min_df, int) else settings.min_df * n
-        if settings.enabled and settings.max_df * n < low:
-            raise NewsclfError(
-                f"features.{block}: min_df = {settings.min_df} asks for n-grams in {low:g} of the {n} {task} "
-                f"training articles, more than max_df = {settings.max_df} allows; lower min_df or add articles"
-            )
-
-
-def _fit_task(config: ExperimentConfig, task: str, texts: list[str], labels: list):
-    """fit_pipeline for one task, with vocabulary problems said as one line."""
-    n = len(texts)
-    _require_feasible_df(config, task, n)
-    try:
-        return fit_pipeline(
-            build_pipeline(config.features, getattr(config, task), config.seed), texts, labels, config.n_jobs
-        )
-    except ValueError as exc:
-        if "no terms remain" not in str(exc):
-            raise
-        raise NewsclfError(
-            f"features: no n-gram is in enough of the {n} {task} training articles to pass min_df; "
-            "lower features.word.min_df / features.char.min_df or add articles"
-        ) from None
-
-
-def _search(config: ExperimentConfig, splits: Splits, clock: _Clock) -> tuple[ExperimentConfig, NewsClassifier]:
-    """Fit every grid candidate on train, score it on validation in a nested run; return the best and its model.
-
-    Candidates are fitted through joblib: one after another here, or all at once on the Dask cluster that
-    ``newsclf train --cluster`` opens (train.cluster). Either way each nested run is logged from this process.
-    """
-    import joblib
-    import mlflow
-
-    from train.cluster import candidate_backend
-
-    candidates = search_candidates(config)
-    if config.search.origins:
-        return _rolling_search(config, candidates, splits, clock)
-    best_score, best, best_model = -1.0, candidates[0], None
-    with candidate_backend():
-        fitted = joblib.Parallel(return_as="generator")(
-            joblib.delayed(_fit_candidate)(candidate, splits.train, splits.validation, splits.has_tone)
-            for _, candidate in candidates
-        )
-        for number, (overrides, candidate) in enumerate(candidates, start=1):
-            clock.step(f"search candidate {number}/{len(candidates)}: {overrides}")
-            model, scores = next(fitted)
-            with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
-                mlflow.log_params(overrides)
-                score = selection_score(scores)
-                mlflow.log_metrics(
-                    {metric_name("validation", task, "macro_f1"): value for task, value in scores.items()}
-                    | {VALIDATION_SCORE: score}
-                )
-            if score > best_score:
-                best_score, best, best_model = score, (overrides, candidate), model
-    mlflow.log_params({f"search.best.{key}": value for key, value in best[0].items()})
-    mlflow.log_metric(metric_name("search", "best_validation_score"), best_score)
-    clock.step(f"best candidate: {best[0]} (validation score {best_score:.4f})")
-    return best[1], best_model
-
-
-def _rolling_search(
-    config: ExperimentConfig, candidates: list, splits: Splits, clock: _Clock
-) -> tuple[ExperimentConfig, NewsClassifier]:
-    """``_search`` with rolling-origin folds (train.rolling): each candidate fitted and scored once per
-    fold, ranked by its mean score, the narrowest within the best one's spread kept and fitted on train."""
-    import joblib
-    import mlflow
-
-    from train.cluster import candidate_backend
-    from train.rolling import choose, rolling_folds
-
-    folds = rolling_folds(splits.train.concat(splits.validation), config.search.origins)
-    clock.step(
-        "rolling-origin folds: "
-        + ", ".join(f"<= {fold.origin}: {len(fold.fit)} fit / {len(fold.scored)} scored" for fold in folds)
-    )
-    ranked = []
-    with candidate_backend():
-        fitted = joblib.Parallel(return_as="generator")(
-            joblib.delayed(_rolling_candidate)(candidate, folds, splits.has_tone) for _, candidate in candidates
-        )
-        for number, (overrides, _) in enumerate(candidates, start=1):
-            clock.step(f"search candidate {number}/{len(candidates)}: {overrides}")
-            found = next(fitted)
-            ranked.append(found)
-            with mlflow.start_run(run_name=f"candidate-{number}", nested=True):
-                mlflow.log_params(overrides)
-                mlflow.log_metrics(
-                    {metric_name("fold", str(fold.origin), "score"): score for fold, score in zip(folds, found.scores)}
-                    | {
-                        VALIDATION_SCORE: found.mean,
-                        metric_name("validation", "score_spread"): found.spread,
-                        "features": found.width,
-                    }
-                )
-    kept = choose(ranked)
-    overrides, best = candidates[kept]
-    top = max(ranked, key=lambda candidate: candidate.mean)
-    mlflow.log_params({f"search.best.{key}": value for key, value in overrides.items()})
-    mlflow.log_metrics(
-        {
-            metric_name("search", "best_validation_score"): ranked[kept].mean,
-            metric_name("search", "best_validation_score_spread"): ranked[kept].spread,
-        }
-    )
-    clock.step(
-        f"kept candidate {kept + 1}: {overrides} (mean {ranked[kept].mean:.4f} +- {ranked[kept].spread:.4f}, "
-        f"{ranked[kept].width} features; top mean {top.mean:.4f} +- {top.spread:.4f}); fitting it on train"
-    )
-    return best, fit_model(best, splits.train, splits.has_tone, clock.step)
-
-
-def _rolling_candidate(candidate: ExperimentConfig, folds: list, has_tone: bool):
-    """One candidate's selection score on each rolling-origin fold, and its width on the last (largest) fold."""
-    from train.rolling import Ranked
-
-    scores = []
-    for fold in folds:
-        model = fit_model(candidate, fold.fit, has_tone and any(tone is not None for tone in fold.fit.tones))
-        scores.append(selection_score(model_scores(model, fold.scored)))
-    width = sum(classifier_of(pipeline).n_features_in_ for pipeline in model.pipelines.values())
-    return Ranked(tuple(scores), width)
-
-
-def _fit_candidate(
-    candidate: ExperimentConfig, train: Articles, validation: Articles, has_tone: bool
-) -> tuple[NewsClassifier, dict[str, float]]:
-    """One search candidate fitted on ``train`` and its scores on ``validation``: a task of its own, so that
-    a cluster can run it (and score it, rather than ship the validation predictions back)."""
-    model = fit_model(candidate, train, has_tone)
-    return model, model_scores(model, validation)
-
-
-class _Clock:
-    def __init__(self, progress: Callable[[str], None]):
-        self._progress, self._start = progress, time.perf_counter()
-
-    def step(self, message: str) -> None:
-        self._progress(f"[{time.perf_counter() - self._start:6.1f}s] {message}")
-
-
-def _require_two_classes(task: str, labels: list) -> None:
-    present = sorted(set(labels))
-    if len(present) < 2:
-        raise DataError(
-            f"task {task}: the training split has {len(labels)} labelled articles and classes {present}; "
-            "a classifier needs at least two classes, so add articles of the missing labels"
-        )
 
 
 def evaluate_and_log(
@@ -452,3 +416,32 @@ def _tone_applies_metrics(
         proba = model.tone_applies.predict_proba(features)
         metrics |= grouped(task_metrics(y_true, proba, labels), split_name, "tone_applies")
     return metrics
+
+
+def _log_scan(scanned: Scan, config: ExperimentConfig, sizes: dict[str, int]) -> None:
+    """Counts per split (``sizes``) and label, what de-duplication and the bad rows removed, on the active run."""
+    import mlflow
+
+    report = scanned.report
+    summary: dict[str, Any] = {
+        "source": report.source,
+        "rows_read": report.rows,
+        "skipped_empty_text": report.skipped_empty,
+        "dropped_by_label": report.dropped_by_label,
+        "bad_rows_skipped": scanned.bad_rows,
+        "bad_row_examples": scanned.bad_examples,
+        "duplicates_removed": report.duplicates_removed,
+        "deduplication": scanned.dedup | {"bytes_per_article": scanned.dedup_bytes_per_article},
+        "splits": {},
+    }
+    for code, name in enumerate(SPLIT_NAMES):
+        chosen = scanned.split == code
+        topics = Counter(scanned.topic[chosen].tolist())
+        tones = Counter(scanned.tone[chosen].tolist())
+        summary["splits"][name] = {
+            "articles": sizes[name],
+            "topics": {config.data.topic_labels[i]: n for i, n in sorted(topics.items())},
+            "tones": {("none" if i < 0 else config.data.tone_labels[i]): n for i, n in sorted(tones.items())},
+        }
+    mlflow.log_dict(summary, "data/summary.json")
+    log_data_counts(report, sizes, bad_rows_skipped=scanned.bad_rows)

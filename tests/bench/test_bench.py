@@ -17,9 +17,9 @@ from bench.measure import label_scores, peak_rss_increase
 from bench.page import flat_metrics, results_markdown
 from bench.peers import Ours, workers
 from bench.suite import fasttext_check, fold_scores, run_benchmark
+from newsclf.train.config import TOPICS, config_from_dict
+from newsclf.train.data.articles import Articles, DataError
 from tests.helpers import as_articles, corpus_slice, write_jsonl
-from train.config import TOPICS, config_from_dict
-from train.data import Articles, DataError
 
 
 def _articles(texts, topics=None, dates=None, tones=None):
@@ -119,9 +119,9 @@ def test_peak_rss_increase_sees_a_large_allocation():
 
 @pytest.mark.slow
 def test_peak_rss_increase_counts_fit_workers_even_when_an_earlier_fit_started_them():
-    from features.tfidf import FeatureConfig
-    from train.config import ClassifierConfig
-    from train.pipeline import build_pipeline, fit_pipeline
+    from newsclf.features.tfidf import FeatureConfig
+    from newsclf.train.config import ClassifierConfig
+    from newsclf.train.fit.pipeline import build_pipeline, fit_pipeline
 
     rows = corpus_slice(4)
     texts, topics = [row["text"] for row in rows], [row["topic"] for row in rows]
@@ -139,7 +139,7 @@ def test_peak_rss_increase_counts_fit_workers_even_when_an_earlier_fit_started_t
 def test_workers_are_a_count_even_for_every_core():
     from joblib import cpu_count
 
-    from train.config import load_config
+    from newsclf.train.config import load_config
 
     assert workers(load_config("default", {"n_jobs": -1})) == cpu_count()
     assert workers(load_config("default", {"n_jobs": 2})) == 2

@@ -6,8 +6,8 @@ import json
 import os
 
 from bench.scale import _tree_rss, build_corpus, experiment_file, markdown
+from newsclf.train.config import load_config
 from tests.helpers import corpus_slice, write_jsonl
-from train.config import load_config
 
 
 def _cep_like(tmp_path):

@@ -18,10 +18,10 @@ from bench.tuning import (
     tuning_page,
     tuning_table,
 )
+from newsclf.train.config import ConfigError, config_from_dict
+from newsclf.train.data.articles import Articles
+from newsclf.train.fit.rolling import Ranked, choose, rolling_folds
 from tests.helpers import corpus_slice
-from train.config import ConfigError, config_from_dict
-from train.data import Articles
-from train.rolling import Ranked, choose, rolling_folds
 
 
 def _articles(rows):
@@ -161,7 +161,7 @@ def test_tune_command_refuses_missing_data_in_one_line(plan_file, tmp_path, caps
     [("logistic_regression", "C", "alpha"), ("linear_svc", "C", "alpha"), ("sgd_logistic", "alpha", "C")],
 )
 def test_recommended_toml_writes_only_the_settings_the_kind_reads(kind, written, left_out):
-    from train.classifiers import KINDS
+    from newsclf.train.classifiers import KINDS
 
     config = config_from_dict({"name": "x", "topic": {"kind": kind}, "tone": {"kind": kind}})
     sections = tomllib.loads(recommended_toml(config))

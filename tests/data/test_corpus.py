@@ -7,8 +7,8 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
 from newsclf.cleaning import ArticleCleaner
+from newsclf.train.config import TONES, TOPICS
 from tests.helpers import read_corpus
-from train.config import TONES, TOPICS
 
 KEYS = {"id", "date", "title", "text", "topic", "tone"}
 

@@ -7,8 +7,8 @@ import pytest
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-from features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, hashed_counts, take_rows
-from features.tfidf import FeatureConfig, NgramConfig
+from newsclf.features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, hashed_counts, take_rows
+from newsclf.features.tfidf import FeatureConfig, NgramConfig
 from newsclf.hashing import HashedTfidfVectorizer
 from tests.helpers import corpus_slice
 

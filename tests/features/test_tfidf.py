@@ -1,7 +1,7 @@
 import pytest
 from scipy import sparse
 
-from features.tfidf import FeatureConfig, NgramConfig, build_features
+from newsclf.features.tfidf import FeatureConfig, NgramConfig, build_features
 
 TEXTS = [
     "Artillery shelled the city overnight.\nArtillery shelled the city overnight.",

@@ -8,14 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from features.tfidf import FeatureConfig, NgramConfig
 from newsclf.cleaning import ArticleCleaner
 from newsclf.explain import _spread_over_words, class_weights
+from newsclf.features.tfidf import FeatureConfig, NgramConfig
 from newsclf.folder import TONE_APPLIES
 from newsclf.model import NewsClassifier
+from newsclf.train.config import ClassifierConfig
+from newsclf.train.fit.pipeline import build_pipeline
 from tests.helpers import corpus_slice
-from train.config import ClassifierConfig
-from train.pipeline import build_pipeline
 
 MIXED = (
     "Artillery shelled the port overnight and troops advanced on the airfield.\n"
@@ -166,8 +166,8 @@ def test_frame_adds_explanations_and_paragraph_tones_as_json_on_request(small_mo
 
 def test_probabilities_fall_back_to_uniform_when_every_one_vs_rest_score_underflows():
     from newsclf.model import _probabilities
-    from train.classifiers import build_classifier
-    from train.config import ClassifierConfig
+    from newsclf.train.classifiers import build_classifier
+    from newsclf.train.config import ClassifierConfig
 
     features = sparse.random(30, 10, density=0.3, format="csr", random_state=2)
     classifier = build_classifier(ClassifierConfig(kind="sgd_logistic"), seed=0).fit(
@@ -248,9 +248,9 @@ def test_a_calibrated_svc_tone_model_predicts_and_explains():
 @pytest.mark.slow
 def test_the_seed_article_is_military_in_some_paragraphs_and_diplomatic_in_others(shared_path):
     """The mixed article that started the project, with a model trained on the whole shipped corpus."""
+    from newsclf.train.config import load_config
+    from newsclf.train.fit.pipeline import fit_pipeline, fit_tone_applies
     from tests.helpers import read_corpus
-    from train.config import load_config
-    from train.pipeline import fit_pipeline, fit_tone_applies
 
     config = load_config("default", {})
     items = read_corpus()
@@ -277,8 +277,8 @@ def test_the_seed_article_is_military_in_some_paragraphs_and_diplomatic_in_other
 @pytest.mark.parametrize("classes", [2, 3])
 def test_probabilities_are_scikit_learns_predict_proba_bit_for_bit(kind, classes):
     from newsclf.model import _probabilities
-    from train.classifiers import build_classifier
-    from train.config import ClassifierConfig
+    from newsclf.train.classifiers import build_classifier
+    from newsclf.train.config import ClassifierConfig
 
     rng = np.random.default_rng(0)
     features = sparse.random(60, 40, density=0.2, format="csr", dtype=np.float32, random_state=1)

@@ -52,8 +52,8 @@ def _browse(chromium: str, profile, *arguments: str) -> str:
 def test_the_seed_articles_page_renders_in_chromium_with_its_paragraphs_and_scores(shared_path, chromium, tmp_path):
     import matplotlib.image
 
-    from train.config import load_config
-    from train.training import fit_model
+    from newsclf.train.config import load_config
+    from newsclf.train.fit.in_memory import fit_model
 
     # The default experiment's model on the whole shipped corpus, saved as a folder the CLI loads.
     model = fit_model(load_config("default", {}), as_articles(read_corpus()), has_tone=True, metadata={"run_id": "r1"})
@@ -61,7 +61,7 @@ def test_the_seed_articles_page_renders_in_chromium_with_its_paragraphs_and_scor
     seed = next((shared_path / "seeds").glob("000_*.txt"))
     page = tmp_path / "seed.html"
     done = subprocess.run(
-        [sys.executable, "-m", "train.cli", "explain", "--model", str(folder), str(seed), "--html", str(page)],
+        [sys.executable, "-m", "newsclf", "explain", "--model", str(folder), str(seed), "--html", str(page)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -15,8 +15,8 @@ import pytest
 import sklearn
 
 from newsclf.loading import load_model
+from newsclf.train.training import run as train
 from tests.helpers import corpus_slice, free_port, small_config, wait_until_answering, write_jsonl
-from train.training import train
 
 PROJECT = Path(__file__).resolve().parents[2]
 ARTICLES = [

@@ -3,8 +3,8 @@ the model fitted, and nothing left behind. Each case was a traceback, or was fou
 
 import pytest
 
+from newsclf.train.cli import main
 from tests.helpers import corpus_slice, write_jsonl
-from train.cli import main
 
 
 def _errors(capsys) -> list[str]:
@@ -75,7 +75,7 @@ def test_quiet_silences_mlflow_and_version_is_printed(capsys):
 
     from mlflow.utils.logging_utils import enable_logging, eprint
 
-    from train.cli import _progress
+    from newsclf.train.cli import _progress
 
     try:
         _progress(quiet=True)("not shown")

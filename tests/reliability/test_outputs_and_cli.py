@@ -26,11 +26,11 @@ from mlflow.tracking import MlflowClient
 
 from newsclf.batch import jsonl_articles, temporary_beside, write_jsonl
 from newsclf.errors import NewsclfError
+from newsclf.train import cli
+from newsclf.train.evaluation.report import ReportSettings
+from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 from tests.helpers import corpus_slice, train_into_new_store
 from tests.helpers import write_jsonl as write_rows
-from train import cli
-from train.evaluation_run import EvaluationRequest, evaluate
-from train.report import ReportSettings
 
 FAST = ReportSettings(resamples=200)
 CHAMPION = "models:/test-model@champion"

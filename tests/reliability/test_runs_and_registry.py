@@ -15,8 +15,8 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
+from newsclf.train.cli import main
 from tests.helpers import corpus_slice, write_jsonl
-from train.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ if die_on:
             os._exit(9)
         return real(self, name, version, key, value)
     MlflowClient.set_model_version_tag = dying
-from train.cli import main
+from newsclf.train.cli import main
 sys.exit(main(["train", "--quiet", "--tracking-uri", sys.argv[1], "--data", sys.argv[2],
                "--set", "features.char.ngram_range=[3,4]", "--set", "tracking.registered_model=test-model"]))
 """

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from newsclf.errors import NewsclfError
+from newsclf.train.cli import main
+from newsclf.train.config import ConfigError
+from newsclf.train.data.articles import DataError
+from newsclf.train.data.loading import load_articles
+from newsclf.train.jobs.audit import ISSUES_FILE, SUMMARY_FILE, audit, audit_labels
 from tests.helpers import corpus_slice, small_config, write_jsonl
-from train.audit import ISSUES_FILE, SUMMARY_FILE, audit, audit_labels
-from train.cli import main
-from train.config import ConfigError
-from train.data import DataError, load_articles
 
 # A sports report filed under business: the planted label error every audit test looks for.
 PLANTED_TOPIC = "business_economy"
@@ -80,7 +81,7 @@ def test_too_few_stories_for_the_folds_is_one_clear_error(tmp_path):
 
 def test_the_audit_writes_its_folder_and_a_run_linked_to_the_data(planted, tmp_path, monkeypatch):
     report, planted_id = planted
-    monkeypatch.setattr("train.audit.audit_labels", lambda *args, **kwargs: report)
+    monkeypatch.setattr("newsclf.train.jobs.audit.audit_labels", lambda *args, **kwargs: report)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = audit(report.config, tmp_path / "audit", uri)
     lines = (tmp_path / "audit" / ISSUES_FILE).read_text(encoding="utf-8").splitlines()
@@ -244,7 +245,7 @@ def test_audit_then_corrections_then_retrain_end_to_end(tmp_path):
         '[tracking]\nexperiment = "e2e"\nregistered_model = "e2e"\n',
         encoding="utf-8",
     )
-    newsclf = [sys.executable, "-m", "train.cli"]
+    newsclf = [sys.executable, "-m", "newsclf"]
     common = ["--experiment", str(experiment), "--tracking-uri", uri]
     audited = subprocess.run(
         [*newsclf, "audit", *common, "--output", str(tmp_path / "audit")], capture_output=True, text=True

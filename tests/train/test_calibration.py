@@ -11,10 +11,11 @@ from sklearn.model_selection import StratifiedKFold
 
 from newsclf.model import NewsClassifier
 from newsclf.steps import classifier_of
+from newsclf.train.classifiers import uncalibrated
+from newsclf.train.config import CalibrationConfig, ConfigError, config_from_dict
+from newsclf.train.fit.calibration import _fit_methods, before_after, calibrate
+from newsclf.train.fit.in_memory import fit_model
 from tests.helpers import as_articles, corpus_slice
-from train.calibration import _fit_methods, before_after, calibrate, uncalibrated
-from train.config import CalibrationConfig, ConfigError, config_from_dict
-from train.training import fit_model
 
 METHODS = ("sigmoid", "isotonic", "temperature")
 
@@ -163,7 +164,7 @@ def test_the_default_calibration_tries_every_method_on_five_folds():
 
 
 def test_the_evaluation_report_shows_reliability_before_and_after_calibration(calibrated, tmp_path):
-    from train.report import ReportSettings, evaluate_articles, write_report
+    from newsclf.train.evaluation.report import ReportSettings, evaluate_articles, write_report
 
     calibration, _, validation = calibrated
     evaluation = evaluate_articles(calibration.model, validation, ReportSettings(resamples=100))

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from newsclf.train.cli import main
 from tests.helpers import corpus_slice, write_jsonl
-from train.cli import main
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from newsclf.errors import NewsclfError
+from newsclf.train import cluster
+from newsclf.train.cli import main
+from newsclf.train.jobs import score
 from tests.helpers import corpus_slice, free_port, small_config, write_jsonl
-from train import cluster
-from train.cli import main
 
 # Distributed closes its comms while tearing a cluster down; that is its own housekeeping, not our code.
 
@@ -79,7 +80,7 @@ def test_one_big_file_is_split_at_line_ends_and_parquet_at_row_groups(tmp_path):
     table = tmp_path / "table.parquet"
     pd.DataFrame(_articles(30)).to_parquet(table, row_group_size=3)
 
-    partitions = cluster.plan_partitions([str(big), str(table)], partition_bytes=2000)
+    partitions = score.plan_partitions([str(big), str(table)], partition_bytes=2000)
 
     lines = [p for p in partitions if p.kind == "jsonl"]
     data = big.read_bytes()
@@ -113,14 +114,14 @@ def test_a_malformed_partition_fails_alone_naming_its_file_and_line(scheduler, s
 
 def test_the_model_is_loaded_once_per_worker_not_per_partition(scheduler, small_model_folder, tmp_path, monkeypatch):
     loads = []
-    real_load = cluster.load_model
-    monkeypatch.setattr(cluster, "load_model", lambda *args: loads.append(args) or real_load(*args))
-    monkeypatch.setattr(cluster, "_worker_models", {})
+    real_load = score.load_model
+    monkeypatch.setattr(score, "load_model", lambda *args: loads.append(args) or real_load(*args))
+    monkeypatch.setattr(score, "_worker_models", {})
     for number in range(6):
         write_jsonl(tmp_path / f"part-{number}.jsonl", _articles(3, start=3 * number))
 
-    job = cluster.plan_scoring(str(small_model_folder), None, str(tmp_path / "part-*.jsonl"), str(tmp_path / "out"))
-    summary = cluster.score_on_cluster(scheduler, job)
+    job = score.plan_scoring(str(small_model_folder), None, str(tmp_path / "part-*.jsonl"), str(tmp_path / "out"))
+    summary = score.score_on_cluster(scheduler, job)
 
     assert (summary.partitions, summary.articles, summary.failures) == (6, 18, [])
     assert 1 <= len(loads) <= len(scheduler.nthreads())
@@ -129,11 +130,11 @@ def test_the_model_is_loaded_once_per_worker_not_per_partition(scheduler, small_
 def test_a_rerun_into_a_folder_of_other_inputs_is_refused(scheduler, small_model_folder, tmp_path):
     source = write_jsonl(tmp_path / "a.jsonl", _articles(4))
     arguments = (str(small_model_folder), None, str(source), str(tmp_path / "out"))
-    cluster.score_on_cluster(scheduler, cluster.plan_scoring(*arguments))
+    score.score_on_cluster(scheduler, score.plan_scoring(*arguments))
     write_jsonl(source, _articles(5))
 
     with pytest.raises(NewsclfError, match="holds predictions of another run .other or changed inputs"):
-        cluster.plan_scoring(*arguments)
+        score.plan_scoring(*arguments)
 
 
 def test_an_unreachable_scheduler_is_one_line_within_the_timeout():
@@ -164,21 +165,20 @@ def test_search_candidates_run_on_the_cluster_and_the_same_candidate_wins(schedu
     import mlflow
     from distributed import get_task_stream
 
-    from train.data import load_splits
-    from train.training import _search
+    from newsclf.train.data.loading import load_splits
+    from newsclf.train.fit.in_memory import search
 
     source = write_jsonl(tmp_path / "small.jsonl", corpus_slice(10))
     config = small_config(source, search={"grid": {"topic.C": [0.001, 20.0]}}, features={"char": {"enabled": False}})
     splits = load_splits(config.data, config.split, config.dedup, config.seed)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_experiment("search-on-cluster")  # not an experiment id another test left active
-    clock = type("Clock", (), {"step": lambda self, message: None})()
 
     with mlflow.start_run():
-        here, here_model = _search(config, splits, clock)
+        here, here_model = search(config, splits, lambda message: None)
     with cluster.train_on_cluster(scheduler.scheduler.address), get_task_stream(scheduler) as tasks:
         with mlflow.start_run():
-            there, there_model = _search(config, splits, clock)
+            there, there_model = search(config, splits, lambda message: None)
 
     assert any("_fit_candidate" in str(task["key"]) for task in tasks.data)
     assert there == here
@@ -389,17 +389,20 @@ def test_ordered_map_keeps_the_order_and_runs_here_without_a_cluster(scheduler):
 def test_a_streaming_trainings_batches_are_hashed_on_the_workers_and_counted_as_here(scheduler, tmp_path):
     from distributed import get_task_stream
 
-    from features.hashing import CountCache
-    from train import streaming
-    from train.config import config_from_dict
+    from newsclf.features.hashing import CountCache, build_hashed_steps
+    from newsclf.train.config import config_from_dict
+    from newsclf.train.data import stream
+    from newsclf.train.fit import streaming
 
     source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(10))
     fit = {"mode": "streaming", "batch_size": 16, "n_features": 2**10}
-    config = config_from_dict({"name": "stream", "data": {"source": str(source)}, "fit": fit})
+    sgd = {"kind": "sgd_logistic"}
+    raw = {"name": "stream", "data": {"source": str(source)}, "fit": fit, "topic": sgd, "tone": sgd}
+    config = config_from_dict(raw)
 
     def counted(name: str):
-        scanned = streaming.scan(config, lambda message: None)
-        (_, cleaner), (_, features) = streaming.build_hashed_steps(config.features, config.fit.n_features)
+        scanned = stream.scan(config, lambda message: None)
+        (_, cleaner), (_, features) = build_hashed_steps(config.features, config.fit.n_features)
         cache = CountCache(tmp_path / name, [block.n_features for _, block in features.transformer_list])
         held_out = streaming._count(config, scanned, features, cleaner, cache, lambda message: None)
         pieces = [block for chunk in cache.chunks(10**6) for piece in chunk for block in piece]

@@ -2,8 +2,8 @@
 
 import pytest
 
+from newsclf.train.evaluation.comparison import BETTER, NO_DIFFERENCE, WORSE, compare_models, compare_predictions
 from tests.helpers import as_articles, corpus_slice
-from train.comparison import BETTER, NO_DIFFERENCE, WORSE, compare_models, compare_predictions
 
 
 def _case(n_both_right=30, only_candidate=6, only_reference=1, both_wrong=3):

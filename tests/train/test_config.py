@@ -1,7 +1,15 @@
 import pytest
 
-from features.tfidf import NgramConfig
-from train.config import TOPICS, ConfigError, ExperimentConfig, config_from_dict, flatten, load_config, parse_override
+from newsclf.features.tfidf import NgramConfig
+from newsclf.train.config import (
+    TOPICS,
+    ConfigError,
+    ExperimentConfig,
+    config_from_dict,
+    flatten,
+    load_config,
+    parse_override,
+)
 
 
 def test_default_experiment_loads_with_every_section():

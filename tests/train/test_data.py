@@ -2,10 +2,11 @@ import json
 
 import pytest
 
+from newsclf.train.config import DataConfig, DedupConfig, SplitConfig
+from newsclf.train.data.articles import DataError
+from newsclf.train.data.loading import load_articles, load_splits
+from newsclf.train.data.sources import SourceError
 from tests.helpers import write_jsonl
-from train.config import DataConfig, DedupConfig, SplitConfig
-from train.data import DataError, load_articles, load_splits
-from train.sources import SourceError
 
 ROWS = [
     {"id": "a", "title": "Heading", "text": "Body.", "topic": "sports", "tone": None},
@@ -134,7 +135,7 @@ def test_split_column_is_followed_and_checked(tmp_path):
     splits = load_splits(_data(tmp_path, rows), SplitConfig(mode="column"), DedupConfig(), seed=0)
     assert splits.validation.ids == ["r2", "r6", "r10"] and splits.test.ids == ["r3", "r7", "r11"]
     rows[5]["split"] = "holdout"
-    with pytest.raises(DataError, match="id r5: split is 'holdout'"):
+    with pytest.raises(DataError, match=r"id r5\): split is 'holdout'"):
         load_splits(_data(tmp_path, rows), SplitConfig(mode="column"), DedupConfig(), seed=0)
 
 

@@ -1,4 +1,4 @@
-from train.dedup import find_duplicates
+from newsclf.train.data.dedup import find_duplicates
 
 STORY = (
     "Floodwaters swept through three villages in the north of the province on Tuesday, destroying "

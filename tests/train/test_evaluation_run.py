@@ -7,11 +7,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from newsclf.errors import NewsclfError
+from newsclf.train.data.articles import DataError
+from newsclf.train.data.loading import load_splits
+from newsclf.train.evaluation.report import ReportSettings
+from newsclf.train.jobs import evaluate as evaluation_run
+from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 from tests.helpers import corpus_slice, tiny_classifier, train_into_new_store, write_jsonl
-from train import evaluation_run
-from train.data import DataError, load_splits
-from train.evaluation_run import EvaluationRequest, evaluate
-from train.report import ReportSettings
 
 FAST = ReportSettings(resamples=200)
 CHAMPION = "models:/test-model@champion"

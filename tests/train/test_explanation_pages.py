@@ -7,9 +7,8 @@ import mlflow
 import pytest
 
 from newsclf.page import MAX_BATCH_ARTICLES
-from tests.helpers import as_articles, corpus_slice, train_into_new_store
-from train.cli import main
-from train.explanation_pages import (
+from newsclf.train.cli import main
+from newsclf.train.jobs.pages import (
     CONFIDENT_MISTAKE,
     LEAST_CONFIDENT,
     MOST_CONFIDENT,
@@ -17,6 +16,7 @@ from train.explanation_pages import (
     log_explanation_pages,
     notable_articles,
 )
+from tests.helpers import as_articles, corpus_slice, train_into_new_store
 
 ARTICLE = "Artillery shelled the port overnight.\nEnvoys met in Doha to discuss a ceasefire.\nBy Ana Ruiz"
 

@@ -6,8 +6,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, f1_score
 
 from newsclf.explain import class_weights
-from train.figures import confusion_figure, prediction_confusion_figure, reliability_figure
-from train.metrics import (
+from newsclf.train.evaluation.figures import confusion_figure, prediction_confusion_figure, reliability_figure
+from newsclf.train.evaluation.metrics import (
     bootstrap_interval,
     calibration_bins,
     confusion_counts,

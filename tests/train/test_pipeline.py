@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from features.tfidf import FeatureConfig, NgramConfig
 from newsclf.explain import class_weights
+from newsclf.features.tfidf import FeatureConfig, NgramConfig
+from newsclf.train.classifiers import KINDS
+from newsclf.train.config import ClassifierConfig
+from newsclf.train.fit.pipeline import build_pipeline, fit_pipeline
 from tests.helpers import corpus_slice
-from train.classifiers import KINDS
-from train.config import ClassifierConfig
-from train.pipeline import build_pipeline, fit_pipeline
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -6,11 +6,11 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from newsclf.train.evaluation.comparison import NO_DIFFERENCE
+from newsclf.train.tracking import promotion
+from newsclf.train.tracking.registry import COMPLETE_TAG, is_complete
+from newsclf.train.training import run as train
 from tests.helpers import corpus_slice, small_config, train_into_new_store, write_jsonl
-from train import promotion
-from train.comparison import NO_DIFFERENCE
-from train.registry import COMPLETE_TAG, is_complete
-from train.training import train
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from newsclf.folder import ARTIFACT_KEY, CODE, MANIFEST
-from train.registry import SERVED_PACKAGE, bundle_served_code, log_model
+from newsclf.train.tracking.registry import SERVED_PACKAGE, bundle_served_code, log_model
 
 # Imports everything a logged model runs, from the bundle alone, with the training-only libraries blocked.
 _BUNDLE_CHECK = """
@@ -71,7 +71,10 @@ def test_the_manifest_lists_the_digest_of_every_bundled_file(logged_model):
         if path.is_file()
     }
     assert manifest[CODE] == on_disk
-    assert {f"newsclf/{path.name}" for path in SERVED_PACKAGE.glob("*.py")} <= set(on_disk)
+    # Every module of the served package, not the CLI's entry (the training code is not served).
+    served = {f"newsclf/{path.name}" for path in SERVED_PACKAGE.glob("*.py") if path.name != "__main__.py"}
+    assert served <= set(on_disk) and "newsclf/__main__.py" not in on_disk
+    assert not any(name.startswith(("newsclf/train/", "newsclf/features/")) for name in on_disk)
     # The entry file MLflow executes is the bundle's copy, so its digest is listed too.
     assert (root / "pyfunc_model.py").read_bytes() == (root / "code" / "newsclf" / "pyfunc_model.py").read_bytes()
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from newsclf.train.evaluation.report import REPORT, ReportSettings, evaluate_articles, score_task, write_report
 from tests.helpers import as_articles, corpus_slice, tiny_classifier
-from train.report import REPORT, ReportSettings, evaluate_articles, score_task, write_report
 
 FAST = ReportSettings(resamples=200)
 # The model knows a and b; c is a label it never saw. Predictions: a, b, b, b, a.
@@ -60,7 +60,7 @@ def test_the_stratified_baseline_is_the_mean_of_many_draws_not_one_lucky_one():
     from sklearn.dummy import DummyClassifier
     from sklearn.metrics import accuracy_score, f1_score
 
-    from train.report import STRATIFIED_DRAWS, _baselines
+    from newsclf.train.evaluation.report import STRATIFIED_DRAWS, _baselines
 
     y_true = ["a"] * 100 + ["b"] * 100 + ["c"] * 3  # "c" never seen in training
     # A random guess in 50/50 shares is right half the time on a and b; one draw is off by ~0.035.

@@ -2,10 +2,10 @@
 
 import pytest
 
+from newsclf.train.config import ConfigError, config_from_dict
+from newsclf.train.data.articles import Articles, DataError
+from newsclf.train.fit.rolling import Ranked, choose, rolling_folds
 from tests.helpers import small_config, write_jsonl
-from train.config import ConfigError, config_from_dict
-from train.data import Articles, DataError
-from train.rolling import Ranked, choose, rolling_folds
 
 
 def _dated(dates):
@@ -75,8 +75,8 @@ def test_training_search_ranks_candidates_over_rolling_origin_folds(tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from newsclf.train.training import run as train
     from tests.helpers import read_corpus
-    from train.training import train
 
     rows = [row for row in read_corpus() if row["date"] < "2019"]
     config = small_config(

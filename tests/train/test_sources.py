@@ -7,8 +7,8 @@ import datasets
 import pandas as pd
 import pytest
 
+from newsclf.train.data.sources import SourceError, detect_format, read_dataset
 from tests.helpers import as_ordinary_user, write_jsonl
-from train.sources import SourceError, detect_format, read_dataset
 
 ROWS = [
     {"id": "1", "text": "Storm floods the valley.", "label": "disaster"},
@@ -86,11 +86,12 @@ def test_missing_paths_and_non_dataset_folders(tmp_path):
 def test_an_unreadable_data_file_is_one_line_before_datasets_reads_it(tmp_path):
     data = write_jsonl(tmp_path / "locked.jsonl", [{"text": "Troops advanced.", "topic": "sports"}])
     data.chmod(0)
-    script = f"from train.sources import read_dataset\nread_dataset({str(data)!r})"
+    script = f"from newsclf.train.data.sources import read_dataset\nread_dataset({str(data)!r})"
     result = subprocess.run(as_ordinary_user([sys.executable, "-c", script]), capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"train.sources.SourceError: {data}: permission denied; make it readable for this user (chmod u+r)"
+        f"newsclf.train.data.sources.SourceError: {data}: permission denied; "
+        "make it readable for this user (chmod u+r)"
     )
 
 

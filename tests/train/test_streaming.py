@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.hashing import CountCache
 from newsclf.errors import NewsclfError
+from newsclf.features.hashing import CountCache, build_hashed_steps
+from newsclf.train.config import ConfigError, config_from_dict
+from newsclf.train.data import stream
+from newsclf.train.data.articles import DataError
+from newsclf.train.data.loading import load_articles
+from newsclf.train.fit import streaming
 from tests.helpers import corpus_slice, write_jsonl
-from train import streaming
-from train.config import ConfigError, config_from_dict
-from train.data import DataError, load_articles
 
 FIT = {"mode": "streaming", "batch_size": 16, "shuffle_buffer": 32, "epochs": 3, "n_features": 2**10}
 
@@ -40,6 +42,8 @@ def _config(source, name: str = "stream-test", **sections):
         "data": {"source": str(source)},
         "features": {"char": {"ngram_range": [3, 4]}},
         "fit": dict(FIT),
+        "topic": {"kind": "sgd_logistic"},
+        "tone": {"kind": "sgd_logistic"},
         "tracking": {"experiment": name, "registered_model": f"{name}-model"},
     }
     for section, values in sections.items():
@@ -50,7 +54,7 @@ def _config(source, name: str = "stream-test", **sections):
 def _rows_read(config) -> list[tuple]:
     return [
         row
-        for rows in streaming.read_rows(config)
+        for rows in stream.read_rows(config)
         for row in zip(rows.positions, rows.ids, rows.texts, rows.topics, rows.tones)
     ]
 
@@ -122,7 +126,7 @@ def test_a_bad_row_names_its_file_and_row_or_is_skipped_and_counted(tmp_path):
     with pytest.raises(DataError, match=r"items\.jsonl: row 7 \(id .*\): topic 'weather' is not in data.topic_labels"):
         _rows_read(_config(source))
     config = _config(source, fit={"skip_bad_rows": True})
-    scanned = streaming.scan(config, lambda message: None)
+    scanned = stream.scan(config, lambda message: None)
     assert scanned.bad_rows == 1 and "row 7" in scanned.bad_examples[0]
     assert len(scanned.split) == len(items) - 1
 
@@ -131,7 +135,7 @@ def test_a_broken_json_line_is_named(tmp_path):
     source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(3))
     lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
     source.write_text("".join(lines[:20] + ['{"text": "cut off\n'] + lines[20:]), encoding="utf-8")
-    with pytest.raises(streaming.StreamingError, match=r"items\.jsonl: line 21 is not valid JSON"):
+    with pytest.raises(stream.StreamingError, match=r"items\.jsonl: line 21 is not valid JSON"):
         _rows_read(_config(source))
 
 
@@ -139,9 +143,9 @@ def test_scan_removes_copies_before_splitting(tmp_path):
     items = corpus_slice(10)
     copies = [{**items[0], "id": "copy-1"}, {**items[4], "id": "copy-2", "text": items[4]["text"] + " Read more."}]
     source = write_jsonl(tmp_path / "items.jsonl", items + copies)
-    scanned = streaming.scan(_config(source), lambda message: None)
+    scanned = stream.scan(_config(source), lambda message: None)
     assert scanned.report.duplicates_removed == 2
-    assert (scanned.split[-2:] == streaming._DROPPED).all() and (scanned.split[:-2] != streaming._DROPPED).all()
+    assert (scanned.split[-2:] == stream.DROPPED).all() and (scanned.split[:-2] != stream.DROPPED).all()
 
 
 def test_epochs_stop_early_when_validation_does_not_improve(tmp_path, store):
@@ -157,12 +161,12 @@ def test_epochs_stop_early_when_validation_does_not_improve(tmp_path, store):
     mlflow.set_tracking_uri(store)
     mlflow.set_experiment("early-stop")
     with mlflow.start_run() as run:
-        scanned = streaming.scan(config, lambda message: None)
-        (_, cleaner), (_, features) = streaming.build_hashed_steps(config.features, config.fit.n_features)
+        scanned = stream.scan(config, lambda message: None)
+        (_, cleaner), (_, features) = build_hashed_steps(config.features, config.fit.n_features)
         cache = CountCache(tmp_path / "counts", [block.n_features for _, block in features.transformer_list])
         held_out = streaming._count(config, scanned, features, cleaner, cache, lambda message: None)
-        assert cache.rows == (scanned.split == streaming._TRAIN).sum()
-        classifiers = streaming._new_classifiers(config, scanned, has_tone=True)
+        assert cache.rows == (scanned.split == stream.TRAIN).sum()
+        classifiers = streaming._new_classifiers(config, scanned)
         state = streaming._State(0, classifiers, copy.deepcopy(classifiers))
         messages: list[str] = []
         validation = held_out["validation"]
@@ -179,7 +183,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_into_the_same_run(tmp_path, mo
     from mlflow.tracking import MlflowClient
 
     from newsclf import load_model
-    from train.training import train
+    from newsclf.train.training import run as train
 
     uri = store
     source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(8))
@@ -226,14 +230,14 @@ def test_a_killed_run_resumes_from_its_checkpoint_into_the_same_run(tmp_path, mo
 
 
 def test_resume_is_refused_for_unknown_runs_and_in_memory_experiments(tmp_path, store):
-    from train.training import train
+    from newsclf.train.training import run as train
 
     uri = store
     source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(3))
     with pytest.raises(NewsclfError, match="not found in the tracking store"):
         train(_config(source), uri, resume="0123456789abcdef")
     with pytest.raises(NewsclfError, match="--resume continues a streaming run"):
-        train(_config(source, fit={"mode": "in_memory"}), uri, resume="0123456789abcdef")
+        train(config_from_dict({"name": "in-memory", "data": {"source": str(source)}}), uri, resume="0123456789abcdef")
 
 
 def _with_broken_line(path: Path, number: int) -> Path:
@@ -249,10 +253,10 @@ def _with_broken_line(path: Path, number: int) -> Path:
         ("json", r"items\.jsonl: line 41 is not valid JSON .*or set fit.skip_bad_rows = true"),
     ],
 )
-def test_a_bad_row_mid_stream_fails_the_run_and_registers_nothing(bad, message, tmp_path, store):
+def test_a_bad_row_mid_stream_fails_before_any_run_starts(bad, message, tmp_path, store):
     from mlflow.tracking import MlflowClient
 
-    from train.training import train
+    from newsclf.train.training import run as train
 
     items = corpus_slice(10)
     if bad == "text":
@@ -264,8 +268,9 @@ def test_a_bad_row_mid_stream_fails_the_run_and_registers_nothing(bad, message, 
     with pytest.raises(NewsclfError, match=message):
         train(_config(source, name), store)
     client = MlflowClient(store)
-    [run] = client.search_runs([client.get_experiment_by_name(name).experiment_id])
-    assert run.info.status == "FAILED" and not client.search_model_versions(f"name='{name}-model'")
+    # The scan reads every row before a run starts, as in-memory loading does.
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is None or not client.search_runs([experiment.experiment_id])
 
 
 def test_skipped_broken_lines_are_counted_and_the_model_is_calibrated_carded_and_explained(
@@ -275,7 +280,7 @@ def test_skipped_broken_lines_are_counted_and_the_model_is_calibrated_carded_and
     from sklearn.calibration import CalibratedClassifierCV
 
     from newsclf import load_model
-    from train.training import train
+    from newsclf.train.training import run as train
 
     monkeypatch.setattr(streaming, "_CALIBRATION_SHARE", 0.3)  # enough held-out articles on a small corpus
     source = _with_broken_line(write_jsonl(tmp_path / "items.jsonl", corpus_slice(10)), 41)
@@ -320,7 +325,7 @@ def test_skipped_broken_lines_are_counted_and_the_model_is_calibrated_carded_and
     ],
 )
 def test_what_makes_a_json_lines_line_broken(line, problem):
-    found = streaming._broken(line)
+    found = stream._broken(line)
     assert found.startswith(problem) and bool(found) == bool(problem)
 
 
@@ -331,41 +336,41 @@ def test_ids_must_be_unique_across_files(tmp_path):
     with pytest.raises(
         DataError, match=rf"id '{items[7]['id']}' is on .*part-1\.jsonl: row 8 and .*part-2\.jsonl: row 51"
     ):
-        streaming.scan(_config(tmp_path / "part-*.jsonl"), lambda message: None)
+        stream.scan(_config(tmp_path / "part-*.jsonl"), lambda message: None)
     # Without an id column the rows are numbered, and nothing is checked.
     config = _config(tmp_path / "part-*.jsonl", data={"id_column": ""})
-    assert len(streaming.scan(config, lambda message: None).split) == 101
+    assert len(stream.scan(config, lambda message: None).split) == 101
 
 
 def test_the_random_split_is_the_stratified_in_memory_one(tmp_path):
-    from train.data import load_splits
+    from newsclf.train.data.loading import load_splits
 
     items = corpus_slice(12)
     items.append({**items[5], "id": "copy"})  # a copy, removed before splitting as in memory
     config = _config(write_jsonl(tmp_path / "items.jsonl", items))
-    scanned = streaming.scan(config, lambda message: None)
+    scanned = stream.scan(config, lambda message: None)
     splits = load_splits(config.data, config.split, config.dedup, config.seed)
     ids = [item["id"] for item in items]
     for code, part in enumerate((splits.train, splits.validation, splits.test)):
         assert sorted(ids[i] for i in np.flatnonzero(scanned.split == code)) == sorted(part.ids)
-    assert scanned.split[-1] == streaming._DROPPED
+    assert scanned.split[-1] == stream.DROPPED
 
 
 def test_arrow_files_are_read_without_the_memory_map_as_datasets_reads_them(tmp_path):
-    from train.sources import read_dataset
+    from newsclf.train.data.sources import read_dataset
 
     items = corpus_slice(3)
     items[4] = {**items[4], "text": 12345}  # a JSON column of mixed types, which datasets decodes
     dataset = read_dataset(str(write_jsonl(tmp_path / "items.jsonl", items)))
     expected = list(dataset.iter(batch_size=7))
-    assert list(streaming._column_batches(dataset, 7)) == expected
-    assert list(streaming._column_batches(dataset.select(range(10)), 7)) == list(
+    assert list(stream._column_batches(dataset, 7)) == expected
+    assert list(stream._column_batches(dataset.select(range(10)), 7)) == list(
         dataset.select(range(10)).iter(batch_size=7)
     )
 
 
 def test_id_digests_take_eight_bytes_an_article():
-    digests = streaming.id_digests(["a", "b", "a"])
+    digests = stream.id_digests(["a", "b", "a"])
     assert digests.dtype == np.uint64 and digests.nbytes == 24 and digests[0] == digests[2] != digests[1]
 
 
@@ -377,7 +382,9 @@ def test_streaming_train_killed_resumed_then_predict(tmp_path):
     source = write_jsonl(tmp_path / "items.jsonl", corpus_slice(60))
     experiment.write_text(
         f'[data]\nsource = "{source}"\n[fit]\nmode = "streaming"\nbatch_size = 32\nshuffle_buffer = 64\n'
-        'epochs = 30\npatience = 30\nn_features = 65536\n[tracking]\nexperiment = "e2e"\nregistered_model = "e2e"\n',
+        "epochs = 30\npatience = 30\nn_features = 65536\n"
+        '[topic]\nkind = "sgd_logistic"\n[tone]\nkind = "sgd_logistic"\n'
+        '[tracking]\nexperiment = "e2e"\nregistered_model = "e2e"\n',
         encoding="utf-8",
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -414,7 +421,7 @@ def test_temporary_folders_of_killed_trainings_are_removed(tmp_path, monkeypatch
     import tempfile
 
     from newsclf._files import HOST
-    from train.sources import remove_stale_scratch, scratch_prefix
+    from newsclf.train.data.sources import remove_stale_scratch, scratch_prefix
 
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -436,13 +443,13 @@ def test_a_broken_line_past_the_readers_first_block_is_skipped_too(tmp_path):
     source = tmp_path / "big.jsonl"
     source.write_text("".join(lines[:11_900]) + '{"text": "cut off\n' + "".join(lines[11_900:]), encoding="utf-8")
     config = _config(source, fit={"skip_bad_rows": True, "batch_size": 4096, "shuffle_buffer": 4096})
-    read = [row for rows in streaming.read_rows(config) for row in rows.ids]
+    read = [row for rows in stream.read_rows(config) for row in rows.ids]
     assert len(read) == 12_000 and read[-1] == "a11999"
 
 
 def test_a_glob_without_a_suffix_is_a_local_source_in_the_lineage(tmp_path):
-    from train.config import DataConfig
-    from train.tracking import _dataset_source
+    from newsclf.train.config import DataConfig
+    from newsclf.train.tracking.runs import _dataset_source
 
     source = _dataset_source(DataConfig(source=str(tmp_path / "exports" / "*")))
     assert source.to_dict()["uri"] == str(tmp_path / "exports" / "*")

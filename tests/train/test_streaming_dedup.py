@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from newsclf.train.data.dedup import find_duplicates
+from newsclf.train.data.streaming_dedup import StreamingDeduplicator
 from tests.helpers import corpus_slice
-from train.dedup import find_duplicates
-from train.streaming_dedup import StreamingDeduplicator
 
 STORY = (
     "Government troops shelled rebel positions outside the northern city on Tuesday as envoys from "
@@ -51,6 +51,6 @@ def test_memory_per_article_is_a_fixed_number_of_bytes():
 
 
 def test_group_roots_follow_chains_of_links():
-    from train.streaming_dedup import _roots
+    from newsclf.train.data.streaming_dedup import _roots
 
     assert _roots(np.array([0, 0, 1, 2, 4, 4, 3])).tolist() == [0, 0, 0, 0, 4, 4, 0]

@@ -9,8 +9,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from train import tracking
-from train.tracking import HEARTBEAT_TAG, HOST_TAG, PID_TAG, end_stale_runs, liveness, stale_runs
+from newsclf.train.tracking import runs as tracking
+from newsclf.train.tracking.runs import HEARTBEAT_TAG, HOST_TAG, PID_TAG, end_stale_runs, liveness, stale_runs
 
 
 def _dead_pid() -> int:
@@ -68,8 +68,8 @@ def test_liveness_tags_the_run_and_keeps_its_heartbeat_until_the_block_ends(stor
 
 @pytest.mark.slow
 def test_a_training_marks_the_stale_runs_of_its_experiment_killed_before_it_starts(tmp_path, small_corpus):
+    from newsclf.train.training import run as train
     from tests.helpers import small_config
-    from train.training import train
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = small_config(small_corpus)
@@ -84,10 +84,10 @@ def test_a_training_marks_the_stale_runs_of_its_experiment_killed_before_it_star
 
 
 def test_a_dataset_another_training_logged_at_the_same_moment_is_linked_not_an_error(tracking_uri, monkeypatch):
+    from newsclf.train.config import DataConfig
+    from newsclf.train.data.articles import LoadReport
+    from newsclf.train.tracking.runs import log_articles_input
     from tests.helpers import as_articles, corpus_slice
-    from train.config import DataConfig
-    from train.data import LoadReport
-    from train.tracking import log_articles_input
 
     real, calls = mlflow.log_input, []
 

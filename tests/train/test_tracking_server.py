@@ -48,7 +48,7 @@ def server(tmp_path):
 
 
 def _newsclf(*args: str, cwd) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "train.cli", *args]
+    command = [sys.executable, "-m", "newsclf", *args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

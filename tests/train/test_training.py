@@ -10,11 +10,11 @@ from mlflow.tracking import MlflowClient
 
 from newsclf.errors import NewsclfError
 from newsclf.loading import load_model
+from newsclf.train import training
+from newsclf.train.data.articles import DataError
+from newsclf.train.evaluation.comparison import NO_DIFFERENCE, Comparison
+from newsclf.train.training import run as train
 from tests.helpers import small_config, train_into_new_store, write_jsonl
-from train import training
-from train.comparison import NO_DIFFERENCE, Comparison
-from train.data import DataError
-from train.training import train
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_promotion_follows_the_verdict_not_the_raw_score(small_corpus, tracking_
     def higher_but_not_significant(reference, candidate, articles, **kwargs):
         return Comparison([], 0.80, 0.85, -0.02, 0.12, 0.3, 0.95, 1000, 13, NO_DIFFERENCE)
 
-    monkeypatch.setattr("train.comparison.compare_models", higher_but_not_significant)
+    monkeypatch.setattr("newsclf.train.evaluation.comparison.compare_models", higher_but_not_significant)
     second = train(small_config(small_corpus), tracking_uri)
     assert not second.promoted
     assert str(_client(tracking_uri).get_model_version_by_alias("test-model", "champion").version) == "1"
@@ -203,7 +203,7 @@ def test_search_logs_each_candidate_as_a_nested_run_and_refits_the_best(small_co
 
 
 def test_the_run_the_experiment_and_the_version_describe_themselves(shared_store, capsys):
-    from train.cli import main
+    from newsclf.train.cli import main
 
     config, tracking_uri, result = shared_store
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)

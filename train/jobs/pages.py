@@ -6,8 +6,8 @@ from typing import Any
 
 from newsclf.model import NewsClassifier
 from newsclf.page import ModelSource, article_page
-from train.data import Articles
-from train.registry import MODEL_ARTIFACT
+from newsclf.train.data.articles import Articles
+from newsclf.train.tracking.registry import MODEL_ARTIFACT
 
 # The run's artifact folder holding the pages.
 PAGES_FOLDER = "explanations"

@@ -1,7 +1,7 @@
 """Label-noise audit: which labels of the data are likely wrong, found from out-of-sample probabilities.
 
 Every article gets probabilities from a model that did not train on it: K-fold cross-validation
-with the experiment's own pipeline (:func:`train.training.fit_model`), folds stratified by topic
+with the experiment's own pipeline (:func:`newsclf.train.training.fit_model`), folds stratified by topic
 and keeping each group of near-duplicate copies (:mod:`train.dedup`) in one fold, so a copy
 cannot vouch for its own label. cleanlab then flags the articles whose given label the
 out-of-sample model disputes (``find_label_issues``, pruned by the estimated noise rates) and
@@ -34,9 +34,10 @@ import numpy as np
 
 from newsclf._files import remove_temporary
 from newsclf.errors import NewsclfError
-from train.config import ExperimentConfig, flatten
-from train.data import Articles, LoadReport, load_articles
-from train.outputs import OutputFolder
+from newsclf.train.config import ExperimentConfig, flatten
+from newsclf.train.data.articles import Articles, LoadReport
+from newsclf.train.data.loading import load_articles
+from newsclf.train.tracking.outputs import OutputFolder
 
 ISSUES_FILE = "label_issues.jsonl"
 SUMMARY_FILE = "summary.md"
@@ -124,7 +125,7 @@ def audit(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from train.tracking import connect, liveness
+    from newsclf.train.tracking.runs import connect, liveness
 
     if folds < 2:
         raise NewsclfError(f"--folds must be at least 2, got {folds}")
@@ -178,7 +179,7 @@ def audit_articles(
 ) -> AuditReport:
     """The audit of articles already loaded (``load`` says where from); tone is audited when the
     experiment's data has a tone column."""
-    from train.dedup import find_duplicates
+    from newsclf.train.data.dedup import find_duplicates
 
     started = time.perf_counter()
     has_tone = bool(config.data.tone_column)
@@ -212,7 +213,7 @@ def out_of_sample_probabilities(
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from train.training import fit_model
+    from newsclf.train.fit.in_memory import fit_model
 
     tasks = {"topic": articles.topics} | ({"tone": articles.tones} if has_tone else {})
     labels = {task: sorted({label for label in values if label is not None}) for task, values in tasks.items()}
@@ -377,7 +378,7 @@ _REVIEW_HELP = """## How to review
 def _log_run(report: AuditReport, folder: Path) -> None:
     import mlflow
 
-    from train.tracking import log_articles_input, log_review_files, run_tags
+    from newsclf.train.tracking.runs import log_articles_input, log_review_files, run_tags
 
     load = report.load
     description = f"Label audit (cleanlab, {report.folds} folds) of experiment {report.config.name}'s data"

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from features.tfidf import FeatureConfig, build_feature_steps
+from newsclf.features.tfidf import FeatureConfig, build_feature_steps
 from newsclf.model import APPLIES, NOT_APPLICABLE
 from newsclf.steps import CLASSIFIER, classifier_of, features_of
-from train.classifiers import build_classifier
-from train.config import ClassifierConfig
+from newsclf.train.classifiers import build_classifier
+from newsclf.train.config import ClassifierConfig
 
 
 def build_pipeline(features: FeatureConfig, classifier: ClassifierConfig, seed: int) -> Pipeline:

@@ -5,8 +5,8 @@ classifier is wrapped in scikit-learn's ``CalibratedClassifierCV(cv=K, ensemble=
 fits the classifier on K-1 folds, scores the held-out fold, fits the map (sigmoid, isotonic or
 temperature) on those out-of-fold scores and then refits the classifier on every article. So the
 map never sees a score of an article its classifier trained on, and the validation split stays
-unseen: training, the search and promotion score on validation (train/metrics.py,
-train/promotion.py), so fitting the map there would grade the map on its own training data. A
+unseen: training, the search and promotion score on validation (train/evaluation/metrics.py,
+train/tracking/promotion.py), so fitting the map there would grade the map on its own training data. A
 held-out slice of train would have cost the classifier those articles instead.
 
 Validation only *chooses* among the few configured methods per task (``none`` included), by log
@@ -30,14 +30,15 @@ from sklearn.pipeline import Pipeline
 from newsclf.folder import TONE_APPLIES
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import CLASSIFIER, classifier_of, features_of
-from train.config import CalibrationConfig
-from train.data import Articles
-from train.metrics import (
-    calibration_bins,
+from newsclf.train.classifiers import uncalibrated
+from newsclf.train.config import CalibrationConfig
+from newsclf.train.data.articles import Articles
+from newsclf.train.evaluation.metrics import (
     ece_if_calibrated,
     expected_calibration_error,
     metric_name,
     probability_log_loss,
+    reliability,
 )
 
 NONE = "none"
@@ -130,20 +131,6 @@ def calibrate(
     )
 
 
-def uncalibrated(classifier: Any) -> Any:
-    """The classifier under a calibration :func:`calibrate` added (the classifier itself if none was added)."""
-    if isinstance(classifier, CalibratedClassifierCV) and not classifier.ensemble:
-        return classifier.calibrated_classifiers_[0].estimator
-    return classifier
-
-
-def reliability(proba: np.ndarray, y_true: Sequence[str], labels: Sequence[str], n_bins: int = 10) -> list[dict]:
-    """:func:`train.metrics.calibration_bins` of the top-label confidence of ``proba``."""
-    labels = list(labels)
-    correct = np.array([labels[i] == truth for i, truth in zip(proba.argmax(axis=1), y_true)])
-    return calibration_bins(proba.max(axis=1), correct, n_bins)
-
-
 def before_after(
     before: NewsClassifier, after: NewsClassifier, parts: Mapping[str, Articles], n_bins: int = 10
 ) -> tuple[dict[str, float], dict[str, list[dict]]]:
@@ -181,7 +168,7 @@ def log_before_after(before: NewsClassifier, after: NewsClassifier, parts: Mappi
     import matplotlib.pyplot as plt
     import mlflow
 
-    from train.figures import reliability_figure
+    from newsclf.train.evaluation.figures import reliability_figure
 
     metrics, bins = before_after(before, after, parts)
     for key, found in bins.items():

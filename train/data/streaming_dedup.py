@@ -3,7 +3,7 @@
 Fed cleaned texts batch by batch in data order, it keeps per article only fixed-size numbers:
 an 8-byte content hash, one 4-byte hash per LSH band, a 1-byte-per-permutation MinHash sketch
 (to check candidate pairs) and an 8-byte group link: ``bytes_per_article`` (112 bytes with
-the defaults: ~110 MB per million articles). The rule is the in-memory one (train/dedup.py):
+the defaults: ~110 MB per million articles). The rule is the in-memory one (train/data/dedup.py):
 copies after cleaning, case and punctuation, or word-shingle Jaccard >= ``threshold``; groups are
 transitive and only the first article of a group, in data order, is kept, so no group straddles
 splits. Near-copies are found through datasketch's MinHash with its LSH banding for the threshold;
@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from train.dedup import WORD, shingles
+from newsclf.train.data.dedup import WORD, shingles
 
 _PERMUTATIONS = 64
 _BYTE_CHANCE = 1.0 / 256  # two different minima agree on their low byte this often

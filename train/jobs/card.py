@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from newsclf.model import NewsClassifier
-from train.config import ExperimentConfig
-from train.data import Splits
-from train.promotion import Promotion
-from train.report import Evaluation, ReportSettings, evaluate_articles, number_text
+from newsclf.train.config import ExperimentConfig
+from newsclf.train.data.articles import Splits
+from newsclf.train.evaluation.report import Evaluation, ReportSettings, evaluate_articles, number_text
+from newsclf.train.tracking.promotion import Promotion
 
 CARD_ARTIFACT = "model_card.md"
 # Mistakes listed as known failure modes, per task and split.

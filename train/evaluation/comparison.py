@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from newsclf.model import NewsClassifier
-from train.data import Articles
-from train.metrics import (
+from newsclf.train.data.articles import Articles
+from newsclf.train.evaluation.metrics import (
     bootstrap_interval,
     confusion_counts,
     confusion_scores,
@@ -144,7 +144,7 @@ def compare_predictions(
 
     Every sequence runs over the same articles; ``truth[task][i]`` is None where article ``i`` does
     not count for ``task``. ``labels[task]`` is the label set macro-F1 averages over (see
-    :mod:`train.metrics`): both models' labels and the true ones.
+    :mod:`newsclf.train.evaluation.metrics`): both models' labels and the true ones.
     """
     from scipy.stats import binomtest, permutation_test
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from newsclf._files import process_alive
 from newsclf.errors import NewsclfError
-from train.config import ConfigError, DataConfig, ExperimentConfig, config_from_dict, flatten, parse_override
-from train.data import Articles, LoadReport, Splits
-from train.paths import PACKAGE_DIR
-from train.sources import HUB_PREFIX, describe, parse_hub
+from newsclf.train.config import ConfigError, DataConfig, ExperimentConfig, config_from_dict, flatten, parse_override
+from newsclf.train.data.articles import Articles, LoadReport, Splits
+from newsclf.train.data.sources import HUB_PREFIX, describe, parse_hub
+from newsclf.train.paths import PACKAGE_DIR
 
 
 def connect(tracking_uri: str) -> bool:

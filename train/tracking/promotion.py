@@ -26,11 +26,12 @@ from pathlib import Path
 
 from newsclf.errors import NewsclfError
 from newsclf.model import NewsClassifier
-from train.comparison import BETTER, NO_DIFFERENCE, WORSE, Comparison, compare_models
-from train.config import ExperimentConfig
-from train.data import Articles, DataError, Splits, load_articles, load_splits
-from train.registry import is_complete
-from train.tracking import local_path, run_config
+from newsclf.train.config import ExperimentConfig
+from newsclf.train.data.articles import Articles, DataError, Splits
+from newsclf.train.data.loading import load_articles, load_splits
+from newsclf.train.evaluation.comparison import BETTER, NO_DIFFERENCE, WORSE, Comparison, compare_models
+from newsclf.train.tracking.registry import is_complete
+from newsclf.train.tracking.runs import local_path, run_config
 
 # How long a promotion waits for another one to finish before giving up.
 LOCK_TIMEOUT_SECONDS = 600.0

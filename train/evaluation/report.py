@@ -19,10 +19,17 @@ from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from newsclf.model import NewsClassifier
-from train.comparison import BETTER, WORSE, Comparison, compare_predictions, predicted_labels, task_truth
-from train.data import Articles
-from train.figures import prediction_confusion_figure, reliability_figure
-from train.metrics import (
+from newsclf.train.data.articles import Articles
+from newsclf.train.evaluation.comparison import (
+    BETTER,
+    WORSE,
+    Comparison,
+    compare_predictions,
+    predicted_labels,
+    task_truth,
+)
+from newsclf.train.evaluation.figures import prediction_confusion_figure, reliability_figure
+from newsclf.train.evaluation.metrics import (
     bootstrap_interval,
     calibration_bins,
     class_f1,
@@ -78,7 +85,7 @@ class TaskEvaluation:
     ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     mistakes: list[dict[str, Any]] = field(default_factory=list)
-    # The same bins without the calibration training added (train/calibration.py), when it added one.
+    # The same bins without the calibration training added (train/fit/calibration.py), when it added one.
     uncalibrated: list[dict[str, float]] | None = None
 
     def flat_metrics(self) -> dict[str, float]:
@@ -183,7 +190,8 @@ def _evaluate_task(
 def _add_uncalibrated(result: TaskEvaluation, pipeline, texts: list[str], settings: ReportSettings) -> None:
     """The reliability bins and ECE of the classifier under the calibration, to show beside the calibrated ones."""
     from newsclf.steps import classifier_of, features_of
-    from train.calibration import reliability, uncalibrated
+    from newsclf.train.classifiers import uncalibrated
+    from newsclf.train.evaluation.metrics import reliability
 
     classifier = classifier_of(pipeline)
     base = uncalibrated(classifier)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from newsclf._files import HOST, process_alive
 from newsclf.errors import NewsclfError
-from train.paths import corpus_path
+from newsclf.train.paths import corpus_path
 
 HUB_PREFIX = "hub:"
 FORMATS = ("auto", "json", "csv", "parquet", "disk", "hub")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from train.metrics import expected_calibration_error
+from newsclf.train.evaluation.metrics import expected_calibration_error
 
 
 def confusion_figure(y_true: Sequence[str], proba: np.ndarray, labels: Sequence[str], title: str):

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from train.data import Articles, DataError
+from newsclf.train.data.articles import Articles, DataError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score, log
 
 if TYPE_CHECKING:
     from newsclf.model import NewsClassifier
-    from train.data import Articles
+    from newsclf.train.data.articles import Articles
 
 
 def task_labels(known: Iterable[str], y_true: Iterable[str | None]) -> list[str]:
@@ -245,3 +245,10 @@ def model_scores(model: NewsClassifier, articles: Articles) -> dict[str, float]:
         predicted = [labels[i] for i in model.pipelines[task].predict_proba(scored.texts).argmax(axis=1)]
         scores[task] = macro_f1(y_true, predicted, task_labels(labels, y_true))
     return scores
+
+
+def reliability(proba: np.ndarray, y_true: Sequence[str], labels: Sequence[str], n_bins: int = 10) -> list[dict]:
+    """:func:`newsclf.train.evaluation.metrics.calibration_bins` of the top-label confidence of ``proba``."""
+    labels = list(labels)
+    correct = np.array([labels[i] == truth for i, truth in zip(proba.argmax(axis=1), y_true)])
+    return calibration_bins(proba.max(axis=1), correct, n_bins)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from newsclf._files import temporary_beside
 from newsclf.errors import NewsclfError
-from train.tracking import local_path
+from newsclf.train.tracking.runs import local_path
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from newsclf._files import sha256_file
-from train.config import DataConfig
-from train.data import Articles, DataError
+from newsclf.train.config import DataConfig
+from newsclf.train.data.articles import Articles, DataError
 
 TASKS = ("topic", "tone")
 _TRUE = ("true", "1", "yes")

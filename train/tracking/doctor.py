@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.registry import is_complete
-from train.tracking import connect, end_stale_runs, stale_runs
+from newsclf.train.tracking.registry import is_complete
+from newsclf.train.tracking.runs import connect, end_stale_runs, stale_runs
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The logged MLflow model and the registry: log a NewsClassifier with its served code, and register
-it as a version that says whether it is complete. Moving the champion alias is train.promotion's."""
+it as a version that says whether it is complete. Moving the champion alias is newsclf.train.tracking.promotion's."""
 
 from __future__ import annotations
 
@@ -53,8 +53,16 @@ def log_model(model: NewsClassifier, example_texts: list[str]):
 def bundle_served_code(target: Path) -> Path:
     """A copy of the served package's source in ``target``; returns the package folder."""
     destination = target / SERVED_PACKAGE.name
-    shutil.copytree(SERVED_PACKAGE, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(SERVED_PACKAGE, destination, ignore=_not_served)
     return destination
+
+
+def _not_served(folder: str, names: list[str]) -> set[str]:
+    """What the bundle leaves out: caches, and at the package's top the training code and command line."""
+    left_out = {name for name in names if name == "__pycache__" or name.endswith(".pyc")}
+    if Path(folder).resolve() == SERVED_PACKAGE:
+        left_out |= set(names) & {"train", "features", "__main__.py"}
+    return left_out
 
 
 def register(model_uri: str, name: str, tags: dict[str, str]) -> str:

@@ -23,12 +23,13 @@ from typing import Any
 from newsclf._files import remove_temporary
 from newsclf.loading import load_model, registered_version
 from newsclf.model import NewsClassifier
-from train.config import ConfigError, ExperimentConfig, load_config, with_overrides
-from train.data import Articles, DataError, load_articles, load_splits
-from train.outputs import OutputFolder
-from train.paths import EVALUATION_REPORTS_DIR
-from train.report import Evaluation, ReportSettings, evaluate_articles, write_report
-from train.tracking import liveness, local_dataset_source, run_config
+from newsclf.train.config import ConfigError, ExperimentConfig, load_config, with_overrides
+from newsclf.train.data.articles import Articles, DataError
+from newsclf.train.data.loading import load_articles, load_splits
+from newsclf.train.evaluation.report import Evaluation, ReportSettings, evaluate_articles, write_report
+from newsclf.train.paths import EVALUATION_REPORTS_DIR
+from newsclf.train.tracking.outputs import OutputFolder
+from newsclf.train.tracking.runs import liveness, local_dataset_source, run_config
 
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/")
 _REPORT = OutputFolder("evaluation", "an evaluation report", "newsclf evaluate", EVALUATION_REPORTS_DIR / "mine")

@@ -1,0 +1,392 @@
+"""The streaming fitter: SGD classifiers updated batch by batch with ``partial_fit`` (``[fit] mode = "streaming"``).
+
+The rows come from the streamed reader (newsclf.train.data.stream) after its scan. Then:
+
+1. *count*: document frequencies of the hashed n-grams of the kept training articles
+   (newsclf.features.hashing); the training articles' hashed counts are kept on disk for the epochs
+   (``CountCache``); the validation and test articles to score on (up to ``fit.held_out_limit``
+   each, a seeded sample) and a slice of training articles held out for calibration are kept in
+   memory;
+2. *epochs*: the cached counts, shuffled within a buffer of ``fit.shuffle_buffer`` articles,
+   update the classifiers the registry builds for ``[topic]`` and ``[tone]`` (and a tone-applies
+   one). After each epoch: validation macro-F1 as MLflow step metrics, a checkpoint artifact,
+   early stopping.
+
+The result is the same kind of model the in-memory fitter makes (clean -> tfidf -> classifier
+pipelines in a NewsClassifier) with hashed TF-IDF blocks; the training run
+(newsclf.train.training) calibrates, evaluates, logs and registers it as it does any model.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from newsclf.features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, hashed_counts, take_rows
+from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
+from newsclf.steps import CLASSIFIER
+from newsclf.train.classifiers import build_classifier
+from newsclf.train.config import ExperimentConfig, flatten
+from newsclf.train.data.articles import Articles, DataError
+from newsclf.train.data.sources import scratch_prefix
+from newsclf.train.data.stream import (
+    CALIBRATION,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    Rows,
+    Scan,
+    StreamingError,
+    read_rows,
+    release_memory,
+)
+from newsclf.train.evaluation.metrics import metric_name, selection_score
+from newsclf.train.progress import Meter
+
+CHECKPOINT = "checkpoint.joblib"
+CHECKPOINT_FOLDER = "checkpoints"
+# The share of the training articles held out for calibration (at most fit.held_out_limit), and the
+# fewest worth holding out: below it the model is left uncalibrated.
+_CALIBRATION_SHARE = 1 / 20
+_CALIBRATION_MIN = 20
+# Validation articles transformed at a time when scoring an epoch.
+_SCORING_CHUNK = 2000
+
+__all__ = ["CHECKPOINT", "CHECKPOINT_FOLDER", "fit_streaming", "hold_out_for_calibration", "resumed_state"]
+
+
+@dataclass
+class _State:
+    """Everything a checkpoint holds: the classifiers after ``epoch`` epochs and the best so far."""
+
+    epoch: int
+    classifiers: dict[str, Any]
+    best: dict[str, Any]
+    best_score: float = -1.0
+    best_epoch: int = 0
+    stale_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def fit_streaming(
+    config: ExperimentConfig, scanned: Scan, state: _State | None, metadata: dict, progress: Callable[[str], None]
+) -> tuple[NewsClassifier, dict[str, Articles], _State]:
+    """Count, then run the epochs (from ``state``'s, when resuming): the best epoch's model, uncalibrated;
+    the held-out articles (``validation``, ``test``, ``calibration``) it is to be calibrated and scored
+    on; and the final state."""
+    (_, cleaner), (_, features) = build_hashed_steps(config.features, config.fit.n_features)
+    progress("counting document frequencies of the hashed n-grams")
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("counts")) as scratch:
+        cache = CountCache(Path(scratch) / "counts", [block.n_features for _, block in features.transformer_list])
+        held_out = _count(config, scanned, features, cleaner, cache, progress)
+        cache.close()
+        progress(
+            f"{cache.rows:,} training articles' hashed counts kept on disk for the epochs "
+            f"({cache.path.stat().st_size / 2**20:,.0f} MB, removed at the end)"
+        )
+        classifiers = _new_classifiers(config, scanned)
+        state = state or _State(0, classifiers, copy.deepcopy(classifiers))
+        _fit_epochs(config, scanned, features, cleaner, cache, state, held_out["validation"], progress)
+    state.classifiers = state.best  # the last epoch's classifiers are not needed any more: free them
+    model = _model(cleaner, features, state.best, metadata)
+    release_memory()
+    return model, held_out, state
+
+
+def has_tone(config: ExperimentConfig, scanned: Scan) -> bool:
+    """Whether the tone task is trained: the data has a tone column and a training article carries one."""
+    return bool(config.data.tone_column) and bool((scanned.tone[scanned.split == TRAIN] >= 0).any())
+
+
+def _new_classifiers(config: ExperimentConfig, scanned: Scan) -> dict:
+    """The registry's classifiers for ``[topic]`` and ``[tone]`` (and tone-applies, with ``[tone]``'s settings),
+    their ``balanced`` class weights computed from the scan (partial_fit sees one batch at a time)."""
+    train = scanned.split == TRAIN
+    topics = scanned.topic[train]
+    if len(set(topics.tolist())) < 2:
+        raise DataError(
+            "task topic: the training split has fewer than two classes; add articles of the missing labels"
+        )
+    classifiers = {"topic": _classifier(config.topic, config.seed, topics, config.data.topic_labels)}
+    if has_tone(config, scanned):
+        tones = scanned.tone[train]
+        toned = tones[tones >= 0]
+        if len(set(toned.tolist())) < 2:
+            raise DataError("task tone: the training split has fewer than two tones; add articles of the missing tone")
+        classifiers["tone"] = _classifier(config.tone, config.seed, toned, config.data.tone_labels)
+        if (tones < 0).any():
+            applies = np.where(tones >= 0, 0, 1)
+            classifiers["tone_applies"] = _classifier(config.tone, config.seed, applies, (APPLIES, NOT_APPLICABLE))
+    return classifiers
+
+
+def _classifier(settings, seed: int, codes: np.ndarray, labels: tuple[str, ...]):
+    """The registered classifier of ``settings`` with its class weights as the mapping partial_fit needs:
+    scikit-learn's ``balanced`` rule (n / (k * count)) over the labels present in ``codes``."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classifier = build_classifier(settings, seed)
+    if settings.class_weight == "balanced":
+        present = np.unique(codes)
+        weights = compute_class_weight("balanced", classes=present, y=codes)
+        classifier.set_params(class_weight={labels[i]: float(w) for i, w in zip(present.tolist(), weights)})
+    return classifier
+
+
+def resumed_state(client, config: ExperimentConfig, run_id: str) -> _State:
+    """The last checkpoint of ``run_id``, after checking the run can be continued."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise StreamingError(
+            f"run {run_id!r} not found in the tracking store; pass the id of a killed streaming run"
+        ) from None
+    if run.info.status == "FINISHED":
+        raise StreamingError(f"run {run_id} finished; there is nothing to resume, start a new run instead")
+    experiment = client.get_experiment(run.info.experiment_id)
+    if experiment.name != config.tracking.experiment:
+        raise StreamingError(
+            f"run {run_id} belongs to experiment {experiment.name!r}, not {config.tracking.experiment!r}; "
+            "resume it with the experiment file it was started with"
+        )
+    settings = flatten(config)
+    changed = sorted(key for key, value in settings.items() if run.data.params.get(key, str(value)) != str(value))
+    if changed:
+        raise StreamingError(
+            f"run {run_id} was trained with other settings than {config.name} ({changed[0]} was "
+            f"{run.data.params[changed[0]]!r}, now {settings[changed[0]]!r}); resume it with the same "
+            "--experiment, --data and --set, or start a new run"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run_id, f"{CHECKPOINT_FOLDER}/{CHECKPOINT}", folder)
+        except (MlflowException, OSError):
+            raise StreamingError(
+                f"run {run_id} has no checkpoint (it stopped before its first epoch ended); start a new run"
+            ) from None
+        try:
+            state = joblib.load(path)
+        except Exception:  # a truncated or foreign file fails inside pickle in many ways
+            state = None
+    if not isinstance(state, _State):
+        raise StreamingError(f"run {run_id}: {CHECKPOINT} is not a newsclf streaming checkpoint; start a new run")
+    return state
+
+
+def _count(
+    config: ExperimentConfig,
+    scanned: Scan,
+    features: FeatureUnion,
+    cleaner,
+    cache: CountCache,
+    progress: Callable[[str], None],
+) -> dict[str, Articles]:
+    """The count pass: set each hashed block's idf, keep the training articles' counts in ``cache``
+    for the epochs; return the held-out articles to score and calibrate on. Cleaning and hashing, most
+    of its time, runs on the cluster's workers under ``newsclf train --cluster`` (newsclf.train.cluster)."""
+    from newsclf.train.cluster import ordered_map
+
+    rng = np.random.default_rng(config.seed)
+    chosen = {}
+    for code, name in ((VALIDATION, "validation"), (TEST, "test"), (CALIBRATION, "calibration")):
+        where = np.flatnonzero(scanned.split == code)
+        if len(where) > config.fit.held_out_limit:
+            where = np.sort(rng.choice(where, config.fit.held_out_limit, replace=False))
+        chosen[name] = np.zeros(len(scanned.split), dtype=bool)
+        chosen[name][where] = True
+    held_out = {name: Articles([], [], [], [], []) for name in chosen}
+    frequencies = DocumentFrequencies(features)
+    meter = Meter("counting", progress, total=len(scanned.split))
+    read: collections.deque[Rows] = collections.deque()  # the batches being hashed, in order
+
+    def training_texts() -> Iterator[list[str]]:
+        for rows in read_rows(config):
+            read.append(rows)
+            yield [rows.texts[i] for i in np.flatnonzero(scanned.split[rows.positions] == TRAIN)]
+
+    for counts in ordered_map(_hashed_counts, training_texts(), cleaner, features.transformer_list):
+        rows = read.popleft()
+        positions = np.array(rows.positions)
+        if counts is not None:
+            cache.append(frequencies.add(counts))
+        for name, mask in chosen.items():
+            for i in np.flatnonzero(mask[positions]).tolist():
+                articles = held_out[name]
+                for column, value in zip(
+                    articles._columns(), (rows.ids[i], rows.texts[i], rows.topics[i], rows.tones[i], rows.dates[i])
+                ):
+                    column.append(value)
+        meter.advance(len(positions))
+    frequencies.apply(config.features)
+    release_memory()
+    return held_out
+
+
+def _hashed_counts(texts: list[str], cleaner, blocks) -> list | None:
+    """The hashed blocks' count matrices of ``texts`` after cleaning (None for none): the count pass's
+    work per batch, which a cluster's workers can do."""
+    return hashed_counts(list(cleaner.transform(texts)), blocks) if texts else None
+
+
+def hold_out_for_calibration(scanned: Scan, config: ExperimentConfig) -> int:
+    """Move a seeded sample of the training articles out of the epochs, for calibration; how many.
+
+    In-memory training calibrates by cross-fitting (train/fit/calibration.py), which refits the
+    classifier K times: impossible in one streaming pass. Instead the maps are fitted on the final
+    classifiers' scores of training articles they never saw: ``_CALIBRATION_SHARE`` of them, at most
+    ``fit.held_out_limit`` (10,000 of 700,000 train articles costs the classifiers nothing
+    measurable; 5% of a small corpus costs a little). None with ``calibration.methods = ["none"]``.
+    """
+    if tuple(config.calibration.methods) == ("none",):
+        return 0
+    train = np.flatnonzero(scanned.split == TRAIN)
+    size = min(config.fit.held_out_limit, int(len(train) * _CALIBRATION_SHARE))
+    if size < _CALIBRATION_MIN:
+        return 0
+    rng = np.random.default_rng([config.seed, CALIBRATION])
+    scanned.split[rng.choice(train, size, replace=False)] = CALIBRATION
+    return size
+
+
+def _fit_epochs(
+    config: ExperimentConfig,
+    scanned: Scan,
+    features: FeatureUnion,
+    cleaner,
+    cache: CountCache,
+    state: _State,
+    validation: Articles,
+    progress: Callable[[str], None],
+) -> None:
+    """Epochs of shuffled partial_fit from ``state.epoch`` on, on the training articles' counts in
+    ``cache`` (in data order); validation and a checkpoint after each."""
+    import mlflow
+
+    fit = config.fit
+    train = np.flatnonzero(scanned.split == TRAIN)
+    # Labels of the cached rows; tone code -1 (none) picks the None at the end.
+    topics = np.array(config.data.topic_labels, dtype=object)[scanned.topic[train]]
+    tone_codes = scanned.tone[train]
+    tones = np.array([*config.data.tone_labels, None], dtype=object)[tone_codes]
+    classes = {
+        "topic": list(config.data.topic_labels),
+        "tone": list(config.data.tone_labels),
+        "tone_applies": [APPLIES, NOT_APPLICABLE],
+    }
+    while state.epoch < fit.epochs and state.stale_epochs < fit.patience:
+        epoch = state.epoch + 1
+        rng = np.random.default_rng([config.seed, epoch])
+        meter = Meter(f"epoch {epoch}/{fit.epochs}", progress, total=len(train))
+        done = 0
+        for pieces in cache.chunks(fit.shuffle_buffer):
+            chunk = slice(done, done + sum(piece[0].shape[0] for piece in pieces))
+            labels = (topics[chunk], tones[chunk], tone_codes[chunk])
+            meter.advance(_update(state.classifiers, pieces, labels, features, fit.batch_size, classes, rng))
+            done = chunk.stop
+        scores = _validation_scores(state.classifiers, validation, cleaner, features)
+        score = selection_score(scores)
+        mlflow.log_metrics(
+            {metric_name("learning_curve", "validation", task, "macro_f1"): value for task, value in scores.items()}
+            | {metric_name("learning_curve", "validation", "score"): score},
+            step=epoch,
+        )
+        state.history.append({"epoch": epoch, "validation_score": score} | scores)
+        state.epoch = epoch
+        if score > state.best_score:
+            state.best_score, state.best_epoch, state.stale_epochs = score, epoch, 0
+            state.best = copy.deepcopy(state.classifiers)
+        else:
+            state.stale_epochs += 1
+        _checkpoint(state)
+        release_memory()
+        progress(
+            f"epoch {epoch}: validation score {score:.4f} ({', '.join(f'{t} {v:.4f}' for t, v in scores.items())}); "
+            f"best {state.best_score:.4f} at epoch {state.best_epoch}"
+        )
+    if state.stale_epochs >= fit.patience and state.epoch < fit.epochs:
+        progress(f"stopped early: no better validation score for {fit.patience} epochs")
+    mlflow.log_metric(metric_name("learning_curve", "best_epoch"), state.best_epoch)
+
+
+def _validation_scores(classifiers, validation: Articles, cleaner, features: FeatureUnion) -> dict[str, float]:
+    """Macro-F1 of the topic and tone classifiers on the validation articles, transformed
+    ``_SCORING_CHUNK`` at a time: their whole matrix (~200 MB for 20,000 articles of 75 words) would
+    otherwise be the largest thing held through the epochs."""
+    from newsclf.train.evaluation.metrics import macro_f1, task_labels
+
+    predicted: dict[str, list[str]] = {task: [] for task in ("topic", "tone") if task in classifiers}
+    for start in range(0, len(validation), _SCORING_CHUNK):
+        matrix = features.transform(cleaner.transform(validation.texts[start : start + _SCORING_CHUNK]))
+        for task, labels in predicted.items():
+            labels.extend(str(label) for label in classifiers[task].predict(matrix))
+    scores = {}
+    for task, labels in predicted.items():
+        truth = validation.topics if task == "topic" else validation.tones
+        kept = [i for i, label in enumerate(truth) if label is not None]
+        if kept:
+            y_true = [truth[i] for i in kept]
+            known = task_labels([str(label) for label in classifiers[task].classes_], y_true)
+            scores[task] = macro_f1(y_true, [labels[i] for i in kept], known)
+    return scores
+
+
+def _update(classifiers, pieces, labels, features: FeatureUnion, batch_size: int, classes, rng) -> int:
+    """partial_fit every classifier on a chunk of articles (the cached counts of :meth:`CountCache.chunks`,
+    and the articles' topics, tones and tone codes), shuffled, ``batch_size`` at a time."""
+    from scipy import sparse
+
+    topics, tones, tone_codes = labels
+    vectorizers = [vectorizer for _, vectorizer in features.transformer_list]
+    order = rng.permutation(len(topics))
+    for start in range(0, len(order), batch_size):
+        # Sorted within the batch (partial_fit shuffles a batch's articles itself), so rows are gathered in order.
+        chosen = np.sort(order[start : start + batch_size])
+        # What features.transform gives for these articles' texts (FeatureUnion stacks its blocks so).
+        blocks = take_rows(pieces, chosen)
+        matrix = sparse.hstack(
+            [vectorizer.weighted(block) for vectorizer, block in zip(vectorizers, blocks)], format="csr"
+        )
+        del blocks
+        classifiers["topic"].partial_fit(matrix, topics[chosen], classes=classes["topic"])
+        toned = np.flatnonzero(tone_codes[chosen] >= 0)
+        if "tone" in classifiers and len(toned):
+            classifiers["tone"].partial_fit(matrix[toned], tones[chosen][toned], classes=classes["tone"])
+        if "tone_applies" in classifiers:
+            applies = np.where(tone_codes[chosen] >= 0, APPLIES, NOT_APPLICABLE)
+            classifiers["tone_applies"].partial_fit(matrix, applies, classes=classes["tone_applies"])
+    return len(order)
+
+
+def _checkpoint(state: _State) -> None:
+    """The state after an epoch, as the run's checkpoint artifact (replacing the previous one)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / CHECKPOINT
+        joblib.dump(state, path)
+        mlflow.log_artifact(str(path), CHECKPOINT_FOLDER)
+
+
+def _model(cleaner, features: FeatureUnion, classifiers, metadata: dict) -> NewsClassifier:
+    """The NewsClassifier of the chosen classifiers: clean -> hashed tfidf -> classifier per task."""
+    steps = [("clean", cleaner), ("tfidf", features)]
+    pipelines = {
+        task: Pipeline(steps + [(CLASSIFIER, classifiers[task])]) for task in ("topic", "tone") if task in classifiers
+    }
+    return NewsClassifier(
+        pipelines["topic"],
+        pipelines.get("tone"),
+        metadata | {"fit_mode": "streaming"},
+        classifiers.get("tone_applies"),
+    )
