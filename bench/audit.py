@@ -28,7 +28,7 @@ from bench.measure import peak_rss_increase
 from newsclf.train.config import ExperimentConfig
 from newsclf.train.data.articles import Articles, LoadReport
 from newsclf.train.data.loading import load_articles
-from newsclf.train.evaluation.metrics import model_scores
+from newsclf.train.evaluation.evaluate import macro_f1_scores
 from newsclf.train.fit.in_memory import fit_model
 from newsclf.train.jobs.audit import AuditReport, audit_articles, audit_labels
 
@@ -126,7 +126,7 @@ def _retrain(
     flagged items below each threshold (excluded at load time, as ``[data] exclude_label_issues`` does)."""
     has_tone = bool(config.data.tone_column)
     rows = [{"variant": "all 2010-2016 items", "excluded": 0, "items": len(train)}]
-    rows[0] |= model_scores(fit_model(config, train, has_tone), validation)
+    rows[0] |= macro_f1_scores(fit_model(config, train, has_tone), validation)
     with tempfile.TemporaryDirectory() as folder:
         issues = Path(folder) / "label_issues.jsonl"
         issues.write_text("".join(json.dumps(record) + "\n" for record in real.issues()), encoding="utf-8")
@@ -135,7 +135,7 @@ def _retrain(
             kept, _ = cep_development_split(load_articles(data)[0])
             progress(f"fitting without the flagged items of quality < {threshold} ({len(train) - len(kept)} left out)")
             row = {"variant": f"flagged items of quality < {threshold} left out", "excluded": len(train) - len(kept)}
-            rows.append(row | {"items": len(kept)} | model_scores(fit_model(config, kept, has_tone), validation))
+            rows.append(row | {"items": len(kept)} | macro_f1_scores(fit_model(config, kept, has_tone), validation))
     return rows
 
 

@@ -195,7 +195,8 @@ def evaluation_speed(data_dir: Path, items: int = 10_000, repeats: int = 3) -> d
     import tempfile
 
     from newsclf.train.config import load_config
-    from newsclf.train.evaluation.report import evaluate_articles, write_report
+    from newsclf.train.evaluation.evaluate import evaluate as evaluate_model
+    from newsclf.train.evaluation.report import write_report
     from newsclf.train.fit.in_memory import fit_model
     from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 
@@ -216,7 +217,7 @@ def evaluation_speed(data_dir: Path, items: int = 10_000, repeats: int = 3) -> d
             request = EvaluationRequest(str(folder), data=str(data), output=Path(tmp) / f"evaluation-{repeat}")
             timings["predict"].append(seconds(lambda: model.predict_proba(latest.texts)))
             timings["report"].append(
-                seconds(lambda report=report: write_report(evaluate_articles(model, latest), report))
+                seconds(lambda report=report: write_report(evaluate_model(model, latest), report))
             )
             timings["evaluate"].append(seconds(lambda request=request: evaluate(request, store)))
     medians = {name: statistics.median(values) for name, values in timings.items()}

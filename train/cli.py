@@ -388,7 +388,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from newsclf.train.config import load_config, parse_override
-    from newsclf.train.evaluation.report import ReportSettings
+    from newsclf.train.evaluation.evaluate import ReportSettings
     from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 
     tracking = load_config("default").tracking

@@ -18,32 +18,31 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
 from newsclf.hashing import is_hashed
-from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
-from newsclf.steps import classifier_of, features_of
+from newsclf.model import NewsClassifier
 from newsclf.train.config import ExperimentConfig, flatten
 from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, Splits
 from newsclf.train.data.loading import load_splits
 from newsclf.train.data.sources import remove_stale_scratch
-from newsclf.train.data.stream import Scan, StreamingError, free_large_blocks_at_once, release_memory, scan
+from newsclf.train.data.stream import TRAIN, Scan, StreamingError, free_large_blocks_at_once, release_memory, scan
+from newsclf.train.evaluation.evaluate import Evaluation, evaluate
 from newsclf.train.evaluation.figures import confusion_figure
 from newsclf.train.evaluation.metrics import (
     VALIDATION_SCORE,
     grouped,
     metric_name,
     report_text,
-    task_metrics,
     validation_score,
 )
 from newsclf.train.fit.calibration import Calibration, calibrate, log_before_after
 from newsclf.train.fit.in_memory import fit_model, require_trainable, search
 from newsclf.train.fit.streaming import fit_streaming, has_tone, hold_out_for_calibration, resumed_state
-from newsclf.train.jobs.card import CARD_ARTIFACT, model_card
+from newsclf.train.jobs.card import CARD_ARTIFACT, CARD_SETTINGS, model_card
 from newsclf.train.jobs.pages import log_explanation_pages
 from newsclf.train.progress import Clock
 from newsclf.train.tracking.promotion import Promotion, promote
@@ -100,7 +99,8 @@ class _Fitted:
     evaluations: list[tuple[NewsClassifier, NewsClassifier, dict[str, Articles]]]
     run_only: tuple[str, ...] = ()
     split_sizes: dict[str, int] | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    # Labels per task the model learnt from, for the evaluation's baselines.
+    training_labels: dict[str, list] | None = None
 
 
 class _Feed:
@@ -159,9 +159,19 @@ class _InMemory(_Feed):
         step(f"calibrating probabilities ({', '.join(config.calibration.methods)}) by cross-fitting on train")
         calibration = calibrate(model, config.calibration, splits.train, splits.validation, config.seed)
         log_calibration(calibration, step)
+        learnt = {"topic": splits.train.topics, "tone": splits.train.with_tone().tones}
         if not config.search.refit:
             both = {"validation": splits.validation, "test": splits.test}
-            return _Fitted(config, calibration.model, calibration.model, splits, [(calibration.model, model, both)])
+            return _Fitted(
+                config,
+                calibration.model,
+                calibration.model,
+                splits,
+                [(calibration.model, model, both)],
+                (),
+                None,
+                learnt,
+            )
         step("refitting the best candidate on train + validation")
         refit_articles = splits.train.concat(splits.validation)
         refitted = fit_model(config, refit_articles, splits.has_tone, step, metadata | {"refit": True})
@@ -171,7 +181,9 @@ class _InMemory(_Feed):
             (shipped, refitted, {"test": splits.test}),
         ]
         # After a refit the validation numbers are the earlier fit's, so they are not linked to the shipped model.
-        return _Fitted(config, shipped, calibration.model, splits, evaluations, run_only=("validation",))
+        return _Fitted(
+            config, shipped, calibration.model, splits, evaluations, run_only=("validation",), training_labels=learnt
+        )
 
 
 class _Streamed(_Feed):
@@ -248,7 +260,14 @@ class _Streamed(_Feed):
         step(f"the epoch-{state.best_epoch} model is the one kept")
         # One split at a time: their feature matrices are never held together.
         evaluations = [(calibrated, model, {part: getattr(splits, part)}) for part in ("validation", "test")]
-        return _Fitted(config, calibrated, calibrated, splits, evaluations, split_sizes=self.sizes)
+        train = self.scanned.split == TRAIN
+        learnt = {
+            "topic": [config.data.topic_labels[code] for code in self.scanned.topic[train].tolist()],
+            "tone": [config.data.tone_labels[code] for code in self.scanned.tone[train].tolist() if code >= 0],
+        }
+        return _Fitted(
+            config, calibrated, calibrated, splits, evaluations, split_sizes=self.sizes, training_labels=learnt
+        )
 
 
 def run(
@@ -287,8 +306,11 @@ def run(
         config = fitted.config
         clock.step("evaluating on validation and test")
         metrics: dict[str, float] = {}
+        evaluations: dict[str, Evaluation] = {}
         for model, uncalibrated, parts in fitted.evaluations:
-            metrics |= evaluate_and_log(model, uncalibrated, parts)
+            found, evaluated = evaluate_and_log(model, uncalibrated, parts, fitted.training_labels)
+            metrics |= found
+            evaluations |= evaluated
             release_memory()
         splits = fitted.splits
         log_explanation_pages(fitted.scored, splits.validation, run_id)
@@ -305,7 +327,7 @@ def run(
         log_promotion(promotion, name, version, tracking_uri)
         clock.step("writing the model card")
         card = model_card(
-            name, version, config, splits, fitted.scored, fitted.model, promotion, run_id, fitted.split_sizes
+            name, version, config, splits, fitted.model, evaluations, promotion, run_id, fitted.split_sizes
         )
         mlflow.log_text(card, CARD_ARTIFACT)
         describe(name, version, card)
@@ -356,35 +378,38 @@ def log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: s
 
 
 def evaluate_and_log(
-    model: NewsClassifier, uncalibrated: NewsClassifier, parts: dict[str, Articles]
-) -> dict[str, float]:
-    """Report artifacts and reliability diagrams of ``model`` on each named split and its top terms (not of
-    hashed blocks), logged; the metrics returned, for :func:`log_model_with_metrics`. Streaming training
-    evaluates with it too."""
+    model: NewsClassifier,
+    uncalibrated: NewsClassifier,
+    parts: dict[str, Articles],
+    training_labels: dict[str, list] | None,
+) -> tuple[dict[str, float], dict[str, Evaluation]]:
+    """:func:`newsclf.train.evaluation.evaluate.evaluate` of ``model`` on each named split, with its
+    report artifacts, reliability diagrams and top terms (not of hashed blocks) logged; the metrics
+    (``<split>/<task>/<metric>``, the set ``newsclf evaluate`` logs per task) and the evaluations returned."""
     import matplotlib.pyplot as plt
     import mlflow
 
     metrics: dict[str, float] = {}
-    topic_features: dict[str, Any] = {}  # per split, for the tone-applies model, which reads them too
+    evaluations = {}
     for task in model.tasks:
-        labels = model.labels(task)
-        pipeline = model.pipelines[task]
-        if not is_hashed(pipeline):  # hashed columns have no names to rank
-            mlflow.log_dict({label: terms for label, terms in top_terms(pipeline).items()}, f"{task}/top_terms.json")
-        for split_name, articles in parts.items():
-            scored, y_true = articles.for_task(task)
-            if not len(scored):
-                continue
-            features = features_of(pipeline).transform(scored.texts)
-            if task == "topic":
-                topic_features[split_name] = features
-            proba = classifier_of(pipeline).predict_proba(features)
-            metrics |= grouped(task_metrics(y_true, proba, labels), split_name, task)
-            mlflow.log_text(report_text(y_true, proba, labels), f"{task}/classification_report_{split_name}.txt")
-            figure = confusion_figure(y_true, proba, labels, f"{task}: {split_name} ({len(scored)} articles)")
-            mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
-            plt.close(figure)
-    return metrics | _tone_applies_metrics(model, parts, topic_features) | log_before_after(uncalibrated, model, parts)
+        if not is_hashed(model.pipelines[task]):  # hashed columns have no names to rank
+            mlflow.log_dict(top_terms(model.pipelines[task]), f"{task}/top_terms.json")
+    for split_name, articles in parts.items():
+        if not len(articles):
+            continue
+        evaluation = evaluations[split_name] = evaluate(model, articles, CARD_SETTINGS, training_labels)
+        metrics |= grouped(evaluation.summary_metrics(), split_name)
+        for task, result in evaluation.tasks.items():
+            columns = result.labels[: result.proba.shape[1]]
+            mlflow.log_text(
+                report_text(result.y_true, result.proba, columns), f"{task}/classification_report_{split_name}.txt"
+            )
+            if task in model.tasks:
+                title = f"{task}: {split_name} ({len(result.y_true)} articles)"
+                figure = confusion_figure(result.y_true, result.proba, columns, title)
+                mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
+                plt.close(figure)
+    return metrics | log_before_after(uncalibrated, model, parts), evaluations
 
 
 def log_model_with_metrics(
@@ -401,21 +426,6 @@ def log_model_with_metrics(
     score = validation_score(metrics, model.tasks)
     log_split_metrics(metrics | {VALIDATION_SCORE: score}, datasets, info.model_id, run_only)
     return info, score
-
-
-def _tone_applies_metrics(
-    model: NewsClassifier, parts: dict[str, Articles], topic_features: dict[str, Any]
-) -> dict[str, float]:
-    """How well the tone-applies model tells articles that carry a tone from the rest, per split."""
-    if model.tone_applies is None:
-        return {}
-    labels = [str(label) for label in model.tone_applies.classes_]
-    metrics = {}
-    for split_name, features in topic_features.items():
-        y_true = [NOT_APPLICABLE if tone is None else APPLIES for tone in parts[split_name].tones]
-        proba = model.tone_applies.predict_proba(features)
-        metrics |= grouped(task_metrics(y_true, proba, labels), split_name, "tone_applies")
-    return metrics
 
 
 def _log_scan(scanned: Scan, config: ExperimentConfig, sizes: dict[str, int]) -> None:

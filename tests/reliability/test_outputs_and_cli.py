@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from newsclf.batch import jsonl_articles, temporary_beside, write_jsonl
 from newsclf.errors import NewsclfError
 from newsclf.train import cli
-from newsclf.train.evaluation.report import ReportSettings
+from newsclf.train.evaluation.evaluate import ReportSettings
 from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 from tests.helpers import corpus_slice, train_into_new_store
 from tests.helpers import write_jsonl as write_rows

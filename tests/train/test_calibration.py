@@ -164,10 +164,11 @@ def test_the_default_calibration_tries_every_method_on_five_folds():
 
 
 def test_the_evaluation_report_shows_reliability_before_and_after_calibration(calibrated, tmp_path):
-    from newsclf.train.evaluation.report import ReportSettings, evaluate_articles, write_report
+    from newsclf.train.evaluation.evaluate import ReportSettings, evaluate
+    from newsclf.train.evaluation.report import write_report
 
     calibration, _, validation = calibrated
-    evaluation = evaluate_articles(calibration.model, validation, ReportSettings(resamples=100))
+    evaluation = evaluate(calibration.model, validation, ReportSettings(resamples=100))
     written = {path.name for path in write_report(evaluation, tmp_path)}
     report = (tmp_path / "report.md").read_text()
     for task, method in calibration.methods.items():

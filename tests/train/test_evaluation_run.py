@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from newsclf.errors import NewsclfError
 from newsclf.train.data.articles import DataError
 from newsclf.train.data.loading import load_splits
-from newsclf.train.evaluation.report import ReportSettings
+from newsclf.train.evaluation.evaluate import ReportSettings
 from newsclf.train.jobs import evaluate as evaluation_run
 from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
 from tests.helpers import corpus_slice, tiny_classifier, train_into_new_store, write_jsonl
@@ -60,7 +60,15 @@ def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_pa
     # Each number once: no second set from MLflow's classifier evaluator.
     assert not [key for key in run.data.metrics if key.startswith("mlflow_")]
     names = {dataset_input.dataset.name for dataset_input in run.inputs.dataset_inputs}
-    assert {name.rsplit("-", 1)[1] for name in names} == {"topic", "tone"}
+    assert {name.rsplit("-", 1)[1] for name in names} == {"topic", "tone", "tone_applies"}
+    # The training run logged the same set of numbers for its test split, from the same evaluation.
+    evaluated = {key for key in run.data.metrics if key != "evaluation_seconds"}
+    assert evaluated <= {key.removeprefix("test/") for key in training_run.data.metrics if key.startswith("test/")}
+    # Equal too, but the intervals: this evaluation draws fewer bootstrap resamples than training's.
+    points = {key for key in evaluated if "_ci_" not in key}
+    assert {key: run.data.metrics[key] for key in points} == pytest.approx(
+        {key: training_run.data.metrics[f"test/{key}"] for key in points}
+    )
     assert {"report.md", "metrics.json", "topic_confusion_counts.png"} <= {
         a.path for a in client.list_artifacts(result.run_id)
     }

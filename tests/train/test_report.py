@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from newsclf.train.evaluation.report import REPORT, ReportSettings, evaluate_articles, score_task, write_report
+from newsclf.train.evaluation.evaluate import ReportSettings, evaluate, score_task
+from newsclf.train.evaluation.report import REPORT, write_report
 from tests.helpers import as_articles, corpus_slice, tiny_classifier
 
 FAST = ReportSettings(resamples=200)
@@ -60,7 +61,7 @@ def test_the_stratified_baseline_is_the_mean_of_many_draws_not_one_lucky_one():
     from sklearn.dummy import DummyClassifier
     from sklearn.metrics import accuracy_score, f1_score
 
-    from newsclf.train.evaluation.report import STRATIFIED_DRAWS, _baselines
+    from newsclf.train.evaluation.evaluate import STRATIFIED_DRAWS, _baselines
 
     y_true = ["a"] * 100 + ["b"] * 100 + ["c"] * 3  # "c" never seen in training
     # A random guess in 50/50 shares is right half the time on a and b; one draw is off by ~0.035.
@@ -106,7 +107,7 @@ def _held_out(per_topic_from: int, per_topic_to: int, topics=None) -> list[dict]
 
 def test_report_folder_holds_every_file_and_reads_on_its_own(tiny_model, tmp_path):
     items = _held_out(6, 9)
-    evaluation = evaluate_articles(tiny_model, as_articles(items), FAST)
+    evaluation = evaluate(tiny_model, as_articles(items), FAST)
     written = write_report(evaluation, tmp_path)
     names = {path.name for path in written}
     for task in ("topic", "tone"):
@@ -127,7 +128,7 @@ def test_report_folder_holds_every_file_and_reads_on_its_own(tiny_model, tmp_pat
 
 def test_confident_mistakes_come_first_with_terms_from_their_own_text(tiny_model):
     items = _held_out(6, 12)
-    mistakes = evaluate_articles(tiny_model, as_articles(items), FAST).tasks["topic"].mistakes
+    mistakes = evaluate(tiny_model, as_articles(items), FAST).tasks["topic"].mistakes
     texts = {item["id"]: (item["title"] + " " + item["text"]).lower() for item in items}
     assert 0 < len(mistakes) <= 20
     probabilities = [mistake["probability"] for mistake in mistakes]
@@ -143,7 +144,7 @@ def test_labels_the_model_never_saw_are_reported_not_dropped(tmp_path):
     known = ["sports", "law_crime", "armed_conflicts_attacks"]
     model = tiny_classifier([item for item in corpus_slice(6) if item["topic"] in known])
     items = _held_out(6, 9, topics=known + ["arts_culture"])
-    evaluation = evaluate_articles(model, as_articles(items), FAST)
+    evaluation = evaluate(model, as_articles(items), FAST)
     topic = evaluation.tasks["topic"]
     assert topic.unseen == {"arts_culture": 3}
     assert topic.metrics["items"] == 12 and topic.metrics["log_loss_items"] == 9
@@ -155,7 +156,7 @@ def test_labels_the_model_never_saw_are_reported_not_dropped(tmp_path):
 
 
 def test_comparison_section_gives_a_plain_verdict(tiny_model, tmp_path):
-    evaluation = evaluate_articles(tiny_model, as_articles(_held_out(6, 8)), FAST, reference=tiny_model)
+    evaluation = evaluate(tiny_model, as_articles(_held_out(6, 8)), FAST, reference=tiny_model)
     assert evaluation.comparison.verdict == "no significant difference"
     evaluation.context = {"model_uri": "models:/m/2", "reference_uri": "models:/m@champion"}
     write_report(evaluation, tmp_path)
@@ -168,4 +169,4 @@ def test_comparison_section_gives_a_plain_verdict(tiny_model, tmp_path):
 
 def test_a_task_without_labelled_articles_is_left_out(tiny_model):
     items = [dict(item, tone=None) for item in _held_out(6, 7)]
-    assert list(evaluate_articles(tiny_model, as_articles(items), FAST).tasks) == ["topic"]
+    assert list(evaluate(tiny_model, as_articles(items), FAST).tasks) == ["topic"]

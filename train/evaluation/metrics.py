@@ -17,8 +17,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, f1_score, log_loss
 
 if TYPE_CHECKING:
-    from newsclf.model import NewsClassifier
-    from newsclf.train.data.articles import Articles
+    pass
 
 
 def task_labels(known: Iterable[str], y_true: Iterable[str | None]) -> list[str]:
@@ -232,19 +231,6 @@ def ece_if_calibrated(confidence: np.ndarray, n_bins: int = 10, draws: int = 200
         for start in range(0, draws, block)
     ]
     return float(np.median(np.concatenate(gaps)) / len(confidence))
-
-
-def model_scores(model: NewsClassifier, articles: Articles) -> dict[str, float]:
-    """Macro-F1 per task of ``model`` on ``articles`` (tone on those that carry one), over the task labels."""
-    scores = {}
-    for task in model.tasks:
-        scored, y_true = articles.for_task(task)
-        if not len(scored):
-            continue
-        labels = model.labels(task)
-        predicted = [labels[i] for i in model.pipelines[task].predict_proba(scored.texts).argmax(axis=1)]
-        scores[task] = macro_f1(y_true, predicted, task_labels(labels, y_true))
-    return scores
 
 
 def reliability(proba: np.ndarray, y_true: Sequence[str], labels: Sequence[str], n_bins: int = 10) -> list[dict]:

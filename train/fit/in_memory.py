@@ -15,7 +15,8 @@ from newsclf.model import NewsClassifier
 from newsclf.steps import classifier_of
 from newsclf.train.config import ExperimentConfig, search_candidates
 from newsclf.train.data.articles import Articles, DataError, Splits
-from newsclf.train.evaluation.metrics import VALIDATION_SCORE, metric_name, model_scores, selection_score
+from newsclf.train.evaluation.evaluate import macro_f1_scores
+from newsclf.train.evaluation.metrics import VALIDATION_SCORE, metric_name, selection_score
 from newsclf.train.fit.pipeline import build_pipeline, fit_pipeline, fit_tone_applies
 
 __all__ = ["fit_model", "require_trainable", "search"]
@@ -193,7 +194,7 @@ def _rolling_candidate(candidate: ExperimentConfig, folds: list, has_tone: bool)
     scores = []
     for fold in folds:
         model = fit_model(candidate, fold.fit, has_tone and any(tone is not None for tone in fold.fit.tones))
-        scores.append(selection_score(model_scores(model, fold.scored)))
+        scores.append(selection_score(macro_f1_scores(model, fold.scored)))
     width = sum(classifier_of(pipeline).n_features_in_ for pipeline in model.pipelines.values())
     return Ranked(tuple(scores), width)
 
@@ -204,4 +205,4 @@ def _fit_candidate(
     """One search candidate fitted on ``train`` and its scores on ``validation``: a task of its own, so that
     a cluster can run it (and score it, rather than ship the validation predictions back)."""
     model = fit_model(candidate, train, has_tone)
-    return model, model_scores(model, validation)
+    return model, macro_f1_scores(model, validation)

@@ -49,6 +49,7 @@ from newsclf.train.data.stream import (
     read_rows,
     release_memory,
 )
+from newsclf.train.evaluation.evaluate import macro_f1_scores
 from newsclf.train.evaluation.metrics import metric_name, selection_score
 from newsclf.train.progress import Meter
 
@@ -58,8 +59,6 @@ CHECKPOINT_FOLDER = "checkpoints"
 # fewest worth holding out: below it the model is left uncalibrated.
 _CALIBRATION_SHARE = 1 / 20
 _CALIBRATION_MIN = 20
-# Validation articles transformed at a time when scoring an epoch.
-_SCORING_CHUNK = 2000
 
 __all__ = ["CHECKPOINT", "CHECKPOINT_FOLDER", "fit_streaming", "hold_out_for_calibration", "resumed_state"]
 
@@ -294,7 +293,8 @@ def _fit_epochs(
             labels = (topics[chunk], tones[chunk], tone_codes[chunk])
             meter.advance(_update(state.classifiers, pieces, labels, features, fit.batch_size, classes, rng))
             done = chunk.stop
-        scores = _validation_scores(state.classifiers, validation, cleaner, features)
+        # The served model's own scoring, as every evaluation (validation articles cleaned and hashed each epoch).
+        scores = macro_f1_scores(_model(cleaner, features, state.classifiers, {}), validation)
         score = selection_score(scores)
         mlflow.log_metrics(
             {metric_name("learning_curve", "validation", task, "macro_f1"): value for task, value in scores.items()}
@@ -317,28 +317,6 @@ def _fit_epochs(
     if state.stale_epochs >= fit.patience and state.epoch < fit.epochs:
         progress(f"stopped early: no better validation score for {fit.patience} epochs")
     mlflow.log_metric(metric_name("learning_curve", "best_epoch"), state.best_epoch)
-
-
-def _validation_scores(classifiers, validation: Articles, cleaner, features: FeatureUnion) -> dict[str, float]:
-    """Macro-F1 of the topic and tone classifiers on the validation articles, transformed
-    ``_SCORING_CHUNK`` at a time: their whole matrix (~200 MB for 20,000 articles of 75 words) would
-    otherwise be the largest thing held through the epochs."""
-    from newsclf.train.evaluation.metrics import macro_f1, task_labels
-
-    predicted: dict[str, list[str]] = {task: [] for task in ("topic", "tone") if task in classifiers}
-    for start in range(0, len(validation), _SCORING_CHUNK):
-        matrix = features.transform(cleaner.transform(validation.texts[start : start + _SCORING_CHUNK]))
-        for task, labels in predicted.items():
-            labels.extend(str(label) for label in classifiers[task].predict(matrix))
-    scores = {}
-    for task, labels in predicted.items():
-        truth = validation.topics if task == "topic" else validation.tones
-        kept = [i for i, label in enumerate(truth) if label is not None]
-        if kept:
-            y_true = [truth[i] for i in kept]
-            known = task_labels([str(label) for label in classifiers[task].classes_], y_true)
-            scores[task] = macro_f1(y_true, [labels[i] for i in kept], known)
-    return scores
 
 
 def _update(classifiers, pieces, labels, features: FeatureUnion, batch_size: int, classes, rng) -> int:

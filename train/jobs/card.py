@@ -15,14 +15,15 @@ from typing import Any
 from newsclf.model import NewsClassifier
 from newsclf.train.config import ExperimentConfig
 from newsclf.train.data.articles import Splits
-from newsclf.train.evaluation.report import Evaluation, ReportSettings, evaluate_articles, number_text
+from newsclf.train.evaluation.evaluate import Evaluation, ReportSettings
+from newsclf.train.evaluation.report import number_text
 from newsclf.train.tracking.promotion import Promotion
 
 CARD_ARTIFACT = "model_card.md"
 # Mistakes listed as known failure modes, per task and split.
 _FAILURES = 5
 # Seeded intervals: the same version always gets the same card.
-_SETTINGS = ReportSettings(resamples=1000, seed=0, mistakes=_FAILURES, terms=3)
+CARD_SETTINGS = ReportSettings(resamples=1000, seed=0, mistakes=_FAILURES, terms=3)
 
 
 def model_card(
@@ -30,18 +31,17 @@ def model_card(
     version: str,
     config: ExperimentConfig,
     splits: Splits,
-    judged: NewsClassifier,
     shipped: NewsClassifier,
+    evaluations: dict[str, Evaluation],
     promotion: Promotion,
     run_id: str,
     split_sizes: dict[str, int] | None = None,
 ) -> str:
-    """The Markdown card of version ``version``: ``judged`` is the model scored on validation (before
-    any refit), ``shipped`` the registered one, scored on test. ``split_sizes`` gives the articles per
-    split when ``splits`` holds only samples of them (streaming training keeps no train articles and at
-    most ``fit.held_out_limit`` of the others)."""
-    parts = {"validation": (judged, splits.validation), "test": (shipped, splits.test)}
-    evaluations = {split: evaluate_articles(model, articles, _SETTINGS) for split, (model, articles) in parts.items()}
+    """The Markdown card of version ``version`` from the training run's ``evaluations`` by split (made
+    with :data:`CARD_SETTINGS`: the validation one of the model judged before any refit, the test one
+    of the registered model). ``split_sizes`` gives the articles per split when ``splits`` holds only
+    samples of them (streaming training keeps no train articles and at most ``fit.held_out_limit`` of
+    the others)."""
     report = splits.report
     sizes = split_sizes or {split: len(getattr(splits, split)) for split in ("train", "validation", "test")}
     limit = config.fit.held_out_limit

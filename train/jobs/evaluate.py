@@ -26,7 +26,9 @@ from newsclf.model import NewsClassifier
 from newsclf.train.config import ConfigError, ExperimentConfig, load_config, with_overrides
 from newsclf.train.data.articles import Articles, DataError
 from newsclf.train.data.loading import load_articles, load_splits
-from newsclf.train.evaluation.report import Evaluation, ReportSettings, evaluate_articles, write_report
+from newsclf.train.evaluation.evaluate import Evaluation, ReportSettings
+from newsclf.train.evaluation.evaluate import evaluate as evaluate_model
+from newsclf.train.evaluation.report import write_report
 from newsclf.train.paths import EVALUATION_REPORTS_DIR
 from newsclf.train.tracking.outputs import OutputFolder
 from newsclf.train.tracking.runs import liveness, local_dataset_source, run_config
@@ -109,7 +111,7 @@ def evaluate(
     )
 
     progress(f"evaluating on {len(articles)} articles ({request.settings.resamples} bootstrap resamples)")
-    evaluation = evaluate_articles(
+    evaluation = evaluate_model(
         candidate.model, articles, request.settings, training_labels, reference.model if reference else None
     )
     evaluation.context = _context(candidate, reference, data_context)
