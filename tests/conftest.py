@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT, SHARED, build_small_model, corpus_slice, tiny_classifier, write_jsonl
+from tests.helpers import (
+    PROJECT,
+    SHARED,
+    build_small_model,
+    corpus_slice,
+    new_store,
+    tiny_classifier,
+    train_into_new_store,
+    write_jsonl,
+)
 
 # What a stray relative path would leave in the project folder.
 GENERATED = ("mlruns", "mlartifacts", "mlflow.db", "reports", "models")
@@ -40,7 +50,7 @@ def small_corpus(tmp_path) -> Path:
 @pytest.fixture
 def tracking_uri(tmp_path) -> str:
     """A new, empty SQLite tracking store."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return new_store(tmp_path / "mlflow.db")
 
 
 @pytest.fixture
@@ -73,3 +83,22 @@ def small_model():
 def small_model_folder(small_model, tmp_path_factory) -> Path:
     """``small_model`` saved as a model folder."""
     return small_model.save(tmp_path_factory.mktemp("model") / "newsclf_model")
+
+
+@pytest.fixture(scope="session")
+def _trained_store_template(tmp_path_factory):
+    """The fast suite's one full training (calibrated as `make train` calibrates), into a store that
+    :func:`trained_store` copies: training it again per module was most of the suite's time."""
+    folder = tmp_path_factory.mktemp("trained-template")
+    return folder, train_into_new_store(folder, calibration={"methods": ["sigmoid", "temperature"]})
+
+
+@pytest.fixture(scope="module")
+def trained_store(_trained_store_template, tmp_path_factory):
+    """A store of its own for the module, holding version 1 of test-model (champion), trained on 10
+    articles per topic: (config, tracking URI, training result). Its runs' artifacts stay in the
+    template's folder, where the copy's new runs write theirs too (under their own ids)."""
+    folder, (config, uri, result) = _trained_store_template
+    copy = tmp_path_factory.mktemp("store")
+    shutil.copy(folder / "mlflow.db", copy / "mlflow.db")
+    return config, f"sqlite:///{copy / 'mlflow.db'}", result

@@ -5,9 +5,12 @@ Fixtures live in conftest.py; this module holds plain functions, imported where 
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 from collections import defaultdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -58,13 +61,35 @@ def small_config(source: Path, seed: int = 13, **sections) -> object:
     return config_from_dict(raw)
 
 
+_EMPTY_STORE: list[Path] = []
+
+
+def new_store(database: Path) -> str:
+    """The URI of a new, empty SQLite tracking store at ``database``: a copy of one this test process
+    created once, since MLflow's schema migrations take seconds per new store."""
+    if not _EMPTY_STORE:
+        from mlflow.tracking import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="newsclf-empty-store-"))
+        atexit.register(shutil.rmtree, folder, True)
+        cwd = Path.cwd()
+        os.chdir(folder)  # the default experiment's artifact folder, fixed at creation, is this one
+        try:
+            MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+        finally:
+            os.chdir(cwd)
+        _EMPTY_STORE.append(folder / "mlflow.db")
+    shutil.copy(_EMPTY_STORE[0], database)
+    return f"sqlite:///{database}"
+
+
 def train_into_new_store(folder: Path, **sections):
     """Train ``small_config`` (with ``sections`` overridden) on 10 articles per topic into a new SQLite
     store in ``folder``."""
     from newsclf.train.training import run as train
 
     config = small_config(write_jsonl(folder / "small.jsonl", corpus_slice(10)), **sections)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder / "mlflow.db")
     return config, uri, train(config, uri)
 
 

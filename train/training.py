@@ -16,6 +16,7 @@ that marks the MLflow run FAILED and leaves no complete version registered.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ EXPERIMENT_DESCRIPTION = (
 )
 
 __all__ = ["TrainResult", "run"]
+
+# The card's evaluation; the uncalibrated model's numbers come from the calibration step's comparison.
+_EVALUATION = dataclasses.replace(CARD_SETTINGS, uncalibrated=False)
 
 
 @dataclass(frozen=True)
@@ -160,18 +164,10 @@ class _InMemory(_Feed):
         calibration = calibrate(model, config.calibration, splits.train, splits.validation, config.seed)
         log_calibration(calibration, step)
         learnt = {"topic": splits.train.topics, "tone": splits.train.with_tone().tones}
-        if not config.search.refit:
+        if not self.config.search.refit:  # the experiment's setting: a search candidate's config has no [search]
+            calibrated = calibration.model
             both = {"validation": splits.validation, "test": splits.test}
-            return _Fitted(
-                config,
-                calibration.model,
-                calibration.model,
-                splits,
-                [(calibration.model, model, both)],
-                (),
-                None,
-                learnt,
-            )
+            return _Fitted(config, calibrated, calibrated, splits, [(calibrated, model, both)], training_labels=learnt)
         step("refitting the best candidate on train + validation")
         refit_articles = splits.train.concat(splits.validation)
         refitted = fit_model(config, refit_articles, splits.has_tone, step, metadata | {"refit": True})
@@ -397,7 +393,7 @@ def evaluate_and_log(
     for split_name, articles in parts.items():
         if not len(articles):
             continue
-        evaluation = evaluations[split_name] = evaluate(model, articles, CARD_SETTINGS, training_labels)
+        evaluation = evaluations[split_name] = evaluate(model, articles, _EVALUATION, training_labels)
         metrics |= grouped(evaluation.summary_metrics(), split_name)
         for task, result in evaluation.tasks.items():
             columns = result.labels[: result.proba.shape[1]]

@@ -19,7 +19,7 @@ from bench.peers import Ours, workers
 from bench.suite import fasttext_check, fold_scores, run_benchmark
 from newsclf.train.config import TOPICS, config_from_dict
 from newsclf.train.data.articles import Articles, DataError
-from tests.helpers import as_articles, corpus_slice, write_jsonl
+from tests.helpers import as_articles, corpus_slice, new_store, write_jsonl
 
 
 def _articles(texts, topics=None, dates=None, tones=None):
@@ -240,6 +240,7 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # the whole benchmark on small data: the slow suite
 def test_results_page_and_metrics_cover_every_section(tmp_path):
     config = config_from_dict({"name": "tiny", "features": {"char": {"ngram_range": [3, 4]}}})
     fast = config_from_dict({"name": "tiny-fast", "features": {"char": {"enabled": False}}})
@@ -363,7 +364,7 @@ def test_bench_run_end_to_end(tmp_path):
     from mlflow.tracking import MlflowClient
 
     data = _fake_real_data(tmp_path / "data")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     code = main(
         [
             "run",

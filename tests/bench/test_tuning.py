@@ -77,6 +77,7 @@ def test_missing_plan_names_the_flag(tmp_path):
         load_plan(tmp_path / "none.toml")
 
 
+@pytest.mark.slow  # staged tuning with nested MLflow runs: the slow suite
 def test_stages_refine_the_kept_candidate_over_rolling_folds_and_every_candidate_is_a_nested_run(
     plan_file, tracking_uri
 ):

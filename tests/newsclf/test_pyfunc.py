@@ -16,7 +16,7 @@ import sklearn
 
 from newsclf.loading import load_model
 from newsclf.train.training import run as train
-from tests.helpers import corpus_slice, free_port, small_config, wait_until_answering, write_jsonl
+from tests.helpers import corpus_slice, free_port, new_store, small_config, wait_until_answering, write_jsonl
 
 PROJECT = Path(__file__).resolve().parents[2]
 ARTICLES = [
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 def store(tmp_path_factory) -> str:
     """A tracking store holding one registered champion trained on a corpus slice."""
     folder = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder / "mlflow.db")
     train(small_config(write_jsonl(folder / "slice.jsonl", corpus_slice(12))), uri)
     return uri
 

@@ -29,7 +29,7 @@ from newsclf.errors import NewsclfError
 from newsclf.train import cli
 from newsclf.train.evaluation.evaluate import ReportSettings
 from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
-from tests.helpers import corpus_slice, train_into_new_store
+from tests.helpers import corpus_slice, new_store
 from tests.helpers import write_jsonl as write_rows
 
 FAST = ReportSettings(resamples=200)
@@ -78,12 +78,6 @@ def _forbid_model_loading(monkeypatch) -> None:
 # 1. evaluate --output: never deletes what it did not write.
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One registered model in its own SQLite store: (config, tracking URI, training result)."""
-    return train_into_new_store(tmp_path_factory.mktemp("store"))
-
-
 def _runs(uri: str):
     client = MlflowClient(uri)
     return client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -93,8 +87,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def test_evaluate_refuses_a_folder_holding_files_it_did_not_write(store, tmp_path):
-    _, uri, _ = store
+def test_evaluate_refuses_a_folder_holding_files_it_did_not_write(trained_store, tmp_path):
+    _, uri, _ = trained_store
     folder = tmp_path / "mine"
     (folder / "drafts").mkdir(parents=True)
     (folder / "metrics.json").write_text("{}")  # once enough for the whole folder to be deleted
@@ -109,8 +103,8 @@ def test_evaluate_refuses_a_folder_holding_files_it_did_not_write(store, tmp_pat
 
 
 @pytest.mark.parametrize("where", ["working folder", "its parent", "store folder", "mlruns", "artifact root"])
-def test_evaluate_refuses_the_working_folder_its_parents_and_the_tracking_store(store, where):
-    _, uri, trained = store
+def test_evaluate_refuses_the_working_folder_its_parents_and_the_tracking_store(trained_store, where):
+    _, uri, trained = trained_store
     Path("metrics.json").write_text("{}")
     Path("mlflow.db").write_text("a store of someone's")
     store_folder = Path(uri.removeprefix("sqlite:///")).parent
@@ -132,8 +126,8 @@ def _experiment_of(uri: str, run_id: str) -> str:
     return MlflowClient(uri).get_run(run_id).info.experiment_id
 
 
-def test_a_report_folder_is_replaced_only_while_it_holds_only_what_evaluation_wrote(store, tmp_path):
-    _, uri, _ = store
+def test_a_report_folder_is_replaced_only_while_it_holds_only_what_evaluation_wrote(trained_store, tmp_path):
+    _, uri, _ = trained_store
     output = tmp_path / "reports" / "q3"
     first = evaluate(EvaluationRequest(CHAMPION, output=output, settings=FAST), uri)
     marker = json.loads((output / ".newsclf-evaluation").read_text())
@@ -152,8 +146,8 @@ def test_a_report_folder_is_replaced_only_while_it_holds_only_what_evaluation_wr
     assert (output / "my-notes.md").read_text() == "added by hand" and (output / "report.md").is_file()
 
 
-def test_an_empty_folder_is_a_new_folder(store, tmp_path):
-    _, uri, _ = store
+def test_an_empty_folder_is_a_new_folder(trained_store, tmp_path):
+    _, uri, _ = trained_store
     (tmp_path / "empty").mkdir()
     result = evaluate(EvaluationRequest(CHAMPION, output=tmp_path / "empty", settings=FAST), uri)
     assert (result.report_dir / "report.md").is_file()
@@ -162,8 +156,8 @@ def test_an_empty_folder_is_a_new_folder(store, tmp_path):
 # 6. (evaluation) the report gets the permissions of any new folder and file, not mkdtemp's 0700.
 
 
-def test_the_report_gets_ordinary_permissions(store, tmp_path):
-    _, uri, _ = store
+def test_the_report_gets_ordinary_permissions(trained_store, tmp_path):
+    _, uri, _ = trained_store
     with _umask(0o022):
         result = evaluate(EvaluationRequest(CHAMPION, output=tmp_path / "r", settings=FAST), uri)
     assert _mode(result.report_dir) == 0o755
@@ -173,8 +167,8 @@ def test_the_report_gets_ordinary_permissions(store, tmp_path):
 # 9. (evaluation) a staging folder a killed evaluation left is removed by the next one.
 
 
-def test_evaluation_removes_the_staging_folder_a_dead_run_left(store, tmp_path):
-    _, uri, _ = store
+def test_evaluation_removes_the_staging_folder_a_dead_run_left(trained_store, tmp_path):
+    _, uri, _ = trained_store
     output = tmp_path / "r"
     orphan = tmp_path / _orphan_name(output, _dead_pid())
     orphan.mkdir()
@@ -197,7 +191,7 @@ def _parser_with(handler):
 
 
 def test_sigterm_ends_the_mlflow_run_failed_and_exits_143(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     cleaned = []
 
     def handler(args):
@@ -226,7 +220,7 @@ def test_sigterm_ends_the_mlflow_run_failed_and_exits_143(tmp_path, capsys):
 @pytest.mark.slow
 def test_sigterm_stops_newsclf_train_with_its_run_failed(tmp_path):
     data = write_rows(tmp_path / "slice.jsonl", corpus_slice(12))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     process = subprocess.Popen(
         [NEWSCLF, "train", "--data", str(data), "--tracking-uri", uri],
         stdout=subprocess.PIPE,

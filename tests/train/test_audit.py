@@ -13,7 +13,7 @@ from newsclf.train.config import ConfigError
 from newsclf.train.data.articles import DataError
 from newsclf.train.data.loading import load_articles
 from newsclf.train.jobs.audit import ISSUES_FILE, SUMMARY_FILE, audit, audit_labels
-from tests.helpers import corpus_slice, small_config, write_jsonl
+from tests.helpers import corpus_slice, new_store, small_config, write_jsonl
 
 # A sports report filed under business: the planted label error every audit test looks for.
 PLANTED_TOPIC = "business_economy"
@@ -82,7 +82,7 @@ def test_too_few_stories_for_the_folds_is_one_clear_error(tmp_path):
 def test_the_audit_writes_its_folder_and_a_run_linked_to_the_data(planted, tmp_path, monkeypatch):
     report, planted_id = planted
     monkeypatch.setattr("newsclf.train.jobs.audit.audit_labels", lambda *args, **kwargs: report)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     result = audit(report.config, tmp_path / "audit", uri)
     lines = (tmp_path / "audit" / ISSUES_FILE).read_text(encoding="utf-8").splitlines()
     assert planted_id in {json.loads(line)["id"] for line in lines}
@@ -238,7 +238,7 @@ def test_exclusion_keys_are_validated(data, keys, message):
 @pytest.mark.slow
 def test_audit_then_corrections_then_retrain_end_to_end(tmp_path):
     source, planted_id = _slice_with_planted_flip(tmp_path, per_topic=10)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     experiment = tmp_path / "exp.toml"
     experiment.write_text(
         f'name = "e2e"\n[data]\nsource = "{source}"\n[features.char]\nenabled = false\n'

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from newsclf.train.cli import main
-from tests.helpers import corpus_slice, write_jsonl
+from tests.helpers import corpus_slice, new_store, write_jsonl
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_empty_corpus_is_refused(tmp_path, capsys):
 def test_newsclf_train_end_to_end(tmp_path):
     """The real console command on a slice of the corpus, into a temporary tracking store."""
     data = write_jsonl(tmp_path / "slice.jsonl", corpus_slice(12))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     command = [str(Path(sys.executable).with_name("newsclf")), "train", "--data", str(data), "--tracking-uri", uri]
     result = subprocess.run(
         command,

@@ -19,7 +19,7 @@ from newsclf.errors import NewsclfError
 from newsclf.train import cluster
 from newsclf.train.cli import main
 from newsclf.train.jobs import score
-from tests.helpers import corpus_slice, free_port, small_config, write_jsonl
+from tests.helpers import corpus_slice, free_port, new_store, small_config, write_jsonl
 
 # Distributed closes its comms while tearing a cluster down; that is its own housekeeping, not our code.
 
@@ -171,7 +171,7 @@ def test_search_candidates_run_on_the_cluster_and_the_same_candidate_wins(schedu
     source = write_jsonl(tmp_path / "small.jsonl", corpus_slice(10))
     config = small_config(source, search={"grid": {"topic.C": [0.001, 20.0]}}, features={"char": {"enabled": False}})
     splits = load_splits(config.data, config.split, config.dedup, config.seed)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(new_store(tmp_path / "mlflow.db"))
     mlflow.set_experiment("search-on-cluster")  # not an experiment id another test left active
 
     with mlflow.start_run():
@@ -310,7 +310,7 @@ def _a_search_through_the_cluster_chooses_as_one_without_it(address: str, folder
     )
     chosen = {}
     for name, extra in (("here", []), ("there", ["--cluster", address])):
-        uri = f"sqlite:///{folder / name}.db"
+        uri = new_store(folder / f"{name}.db")
         assert main(["train", "--experiment", str(experiment), "--tracking-uri", uri, "--quiet", *extra]) == 0
         client = MlflowClient(uri)
         runs = client.search_runs([client.get_experiment_by_name("search").experiment_id])

@@ -12,16 +12,10 @@ from newsclf.train.data.loading import load_splits
 from newsclf.train.evaluation.evaluate import ReportSettings
 from newsclf.train.jobs import evaluate as evaluation_run
 from newsclf.train.jobs.evaluate import EvaluationRequest, evaluate
-from tests.helpers import corpus_slice, tiny_classifier, train_into_new_store, write_jsonl
+from tests.helpers import corpus_slice, tiny_classifier, write_jsonl
 
 FAST = ReportSettings(resamples=200)
 CHAMPION = "models:/test-model@champion"
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One registered model (trained on 10 articles per topic) in its own tracking store."""
-    return train_into_new_store(tmp_path_factory.mktemp("store"))
 
 
 def _held_out(tmp_path, topics=None):
@@ -33,8 +27,8 @@ def _held_out(tmp_path, topics=None):
     return write_jsonl(tmp_path / "held_out.jsonl", rows), rows
 
 
-def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_path):
-    config, uri, trained = store
+def test_without_data_the_champion_is_judged_on_its_own_test_split(trained_store, tmp_path):
+    config, uri, trained = trained_store
     result = evaluate(EvaluationRequest(CHAMPION, output=tmp_path / "report", settings=FAST), uri)
     test_split = load_splits(config.data, config.split, config.dedup, config.seed).test
     assert result.metrics["topic/items"] == len(test_split) and result.verdict is None
@@ -78,8 +72,9 @@ def test_without_data_the_champion_is_judged_on_its_own_test_split(store, tmp_pa
     assert ("topic/macro_f1", "small-topic") in linked and ("tone/ece", "small-tone") in linked
 
 
-def test_a_data_file_and_a_comparison(store, tmp_path):
-    _, uri, _ = store
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
+def test_a_data_file_and_a_comparison(trained_store, tmp_path):
+    _, uri, _ = trained_store
     data, rows = _held_out(tmp_path)
     result = evaluate(
         EvaluationRequest(
@@ -100,8 +95,8 @@ def test_a_data_file_and_a_comparison(store, tmp_path):
     assert "## Comparison" not in (again.report_dir / "report.md").read_text()
 
 
-def test_a_model_folder_with_labels_it_never_saw(store, tmp_path):
-    _, uri, _ = store
+def test_a_model_folder_with_labels_it_never_saw(trained_store, tmp_path):
+    _, uri, _ = trained_store
     known = ["sports", "law_crime", "armed_conflicts_attacks"]
     folder = tiny_classifier([item for item in corpus_slice(6) if item["topic"] in known]).save(tmp_path / "model")
     data, _ = _held_out(tmp_path, topics=known + ["arts_culture"])
@@ -132,8 +127,8 @@ def _runs(uri):
         ({"output": "not-a-report"}, "is not an evaluation report"),
     ],
 )
-def test_user_errors_are_clear_and_start_no_run(store, tmp_path, request_fields, message):
-    _, uri, _ = store
+def test_user_errors_are_clear_and_start_no_run(trained_store, tmp_path, request_fields, message):
+    _, uri, _ = trained_store
     fields = {"model": CHAMPION, "output": tmp_path / "r", "settings": FAST} | request_fields
     if "data" in request_fields and not request_fields["data"].startswith("/"):
         (tmp_path / "data.jsonl").write_text(request_fields["data"])
@@ -148,8 +143,8 @@ def test_user_errors_are_clear_and_start_no_run(store, tmp_path, request_fields,
     assert len(_runs(uri)) == before and not (tmp_path / "r").exists()
 
 
-def test_a_changed_training_file_cannot_stand_in_for_the_test_split(store, tmp_path):
-    config, uri, _ = store
+def test_a_changed_training_file_cannot_stand_in_for_the_test_split(trained_store, tmp_path):
+    config, uri, _ = trained_store
     path = Path(config.data.source)
     original = path.read_text(encoding="utf-8")
     try:
@@ -160,8 +155,8 @@ def test_a_changed_training_file_cannot_stand_in_for_the_test_split(store, tmp_p
         path.write_text(original, encoding="utf-8")
 
 
-def test_a_failure_while_logging_leaves_a_failed_run_and_no_report(store, tmp_path, monkeypatch):
-    _, uri, _ = store
+def test_a_failure_while_logging_leaves_a_failed_run_and_no_report(trained_store, tmp_path, monkeypatch):
+    _, uri, _ = trained_store
 
     def broken(*args, **kwargs):
         raise RuntimeError("artifact store full")
@@ -173,8 +168,8 @@ def test_a_failure_while_logging_leaves_a_failed_run_and_no_report(store, tmp_pa
     assert _runs(uri)[0].info.status == "FAILED"  # the newest run
 
 
-def test_set_maps_the_columns_of_data_that_differ_from_training(store, tmp_path):
-    _, uri, _ = store
+def test_set_maps_the_columns_of_data_that_differ_from_training(trained_store, tmp_path):
+    _, uri, _ = trained_store
     rows = [{"id": row["id"], "text": row["text"], "section": row["topic"]} for row in corpus_slice(12)[:20]]
     data = str(write_jsonl(tmp_path / "renamed.jsonl", rows))
     with pytest.raises(DataError, match="column 'topic'"):

@@ -14,10 +14,10 @@ from tests.helpers import corpus_slice, small_config, train_into_new_store, writ
 
 
 @pytest.fixture(scope="module")
-def champion_store(tmp_path_factory):
+def champion_store(trained_store):
     """A store whose champion is version 1 of test-model, trained on 10 articles per topic; the
     tests add versions that must not become champion."""
-    config, uri, first = train_into_new_store(tmp_path_factory.mktemp("store"))
+    config, uri, first = trained_store
     assert first.promoted
     mlflow.set_tracking_uri(uri)
     return config, uri
@@ -27,6 +27,7 @@ def _champion_version(uri) -> str:
     return str(MlflowClient(uri).get_model_version_by_alias("test-model", "champion").version)
 
 
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_a_champion_crowned_meanwhile_is_the_one_compared_against(champion_store, monkeypatch):
     config, uri = champion_store
     real = promotion._champion
@@ -43,6 +44,7 @@ def test_a_champion_crowned_meanwhile_is_the_one_compared_against(champion_store
     assert second.promotion_reason.startswith(f"{NO_DIFFERENCE} from version 1")
 
 
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_a_candidate_that_trained_on_the_champions_validation_articles_is_not_promoted(champion_store):
     config, uri = champion_store
     second = train(small_config(config.data.source, seed=5), uri)

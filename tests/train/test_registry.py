@@ -31,6 +31,7 @@ print(json.dumps([model.predict(article), model.explain(article), model.paragrap
 """
 
 
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_the_bundled_code_runs_the_model_without_the_rest_of_the_project(tmp_path, small_model, small_model_folder):
     bundle_served_code(tmp_path / "code")
     result = subprocess.run(

@@ -5,7 +5,7 @@ import pytest
 from newsclf.train.config import ConfigError, config_from_dict
 from newsclf.train.data.articles import Articles, DataError
 from newsclf.train.fit.rolling import Ranked, choose, rolling_folds
-from tests.helpers import small_config, write_jsonl
+from tests.helpers import new_store, small_config, write_jsonl
 
 
 def _dated(dates):
@@ -85,7 +85,7 @@ def test_training_search_ranks_candidates_over_rolling_origin_folds(tmp_path):
         search={"grid": {"topic.C": [1.0, 20.0]}, "origins": ["2014-12-31", "2015-12-31", "2016-12-31"]},
         calibration={"methods": ["none"]},
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     result = train(config, uri)
     client = MlflowClient(uri)
     run = client.get_run(result.run_id)

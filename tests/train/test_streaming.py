@@ -24,7 +24,7 @@ from newsclf.train.data import stream
 from newsclf.train.data.articles import DataError
 from newsclf.train.data.loading import load_articles
 from newsclf.train.fit import streaming
-from tests.helpers import corpus_slice, write_jsonl
+from tests.helpers import corpus_slice, new_store, write_jsonl
 
 FIT = {"mode": "streaming", "batch_size": 16, "shuffle_buffer": 32, "epochs": 3, "n_features": 2**10}
 
@@ -32,7 +32,7 @@ FIT = {"mode": "streaming", "batch_size": 16, "shuffle_buffer": 32, "epochs": 3,
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
     """One SQLite store for this module's trainings (a new store costs seconds); each test uses its own names."""
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    return new_store(tmp_path_factory.mktemp("store") / "mlflow.db")
 
 
 def _config(source, name: str = "stream-test", **sections):
@@ -179,6 +179,7 @@ def test_epochs_stop_early_when_validation_does_not_improve(tmp_path, store):
     assert set(classifiers) == {"topic", "tone", "tone_applies"}
 
 
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_a_killed_run_resumes_from_its_checkpoint_into_the_same_run(tmp_path, monkeypatch, store):
     from mlflow.tracking import MlflowClient
 
@@ -273,6 +274,7 @@ def test_a_bad_row_mid_stream_fails_before_any_run_starts(bad, message, tmp_path
     assert experiment is None or not client.search_runs([experiment.experiment_id])
 
 
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_skipped_broken_lines_are_counted_and_the_model_is_calibrated_carded_and_explained(
     tmp_path, store, monkeypatch
 ):

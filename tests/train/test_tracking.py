@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from newsclf.train.tracking import runs as tracking
 from newsclf.train.tracking.runs import HEARTBEAT_TAG, HOST_TAG, PID_TAG, end_stale_runs, liveness, stale_runs
+from tests.helpers import new_store
 
 
 def _dead_pid() -> int:
@@ -71,7 +72,7 @@ def test_a_training_marks_the_stale_runs_of_its_experiment_killed_before_it_star
     from newsclf.train.training import run as train
     from tests.helpers import small_config
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     config = small_config(small_corpus)
     client = MlflowClient(uri)
     experiment = client.create_experiment(config.tracking.experiment)

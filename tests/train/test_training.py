@@ -14,22 +14,15 @@ from newsclf.train import training
 from newsclf.train.data.articles import DataError
 from newsclf.train.evaluation.comparison import NO_DIFFERENCE, Comparison
 from newsclf.train.training import run as train
-from tests.helpers import small_config, train_into_new_store, write_jsonl
-
-
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory):
-    """One training into one store, shared by the tests that only read it (and the tie test); the one
-    training of the fast suite that calibrates, as `make train` does."""
-    return train_into_new_store(tmp_path_factory.mktemp("shared"), calibration={"methods": ["sigmoid", "temperature"]})
+from tests.helpers import small_config, write_jsonl
 
 
 def _client(tracking_uri):
     return MlflowClient(tracking_uri)
 
 
-def test_first_version_is_registered_and_becomes_champion(shared_store):
-    config, tracking_uri, result = shared_store
+def test_first_version_is_registered_and_becomes_champion(trained_store):
+    config, tracking_uri, result = trained_store
     client = _client(tracking_uri)
     assert result.version == "1" and result.promoted
     assert str(client.get_model_version_by_alias("test-model", "champion").version) == "1"
@@ -66,8 +59,8 @@ def test_first_version_is_registered_and_becomes_champion(shared_store):
     } <= artifacts
 
 
-def test_registered_model_loads_and_predicts_through_every_route(shared_store):
-    config, tracking_uri, result = shared_store
+def test_registered_model_loads_and_predicts_through_every_route(trained_store):
+    config, tracking_uri, result = trained_store
     texts = ["Artillery struck the port as troops advanced.", "The foreign ministers signed a trade accord."]
     mlflow.set_tracking_uri(tracking_uri)
     ours = load_model("models:/test-model@champion").predict(texts)
@@ -86,8 +79,9 @@ def test_registered_model_loads_and_predicts_through_every_route(shared_store):
     } <= set(result.metrics)
 
 
-def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champion(shared_store):
-    config, tracking_uri, first = shared_store
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
+def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champion(trained_store):
+    config, tracking_uri, first = trained_store
     second = train(config, tracking_uri)
     assert second.metrics == first.metrics
     assert second.version == "2" and not second.promoted
@@ -97,6 +91,7 @@ def test_same_config_and_data_give_identical_metrics_and_a_tie_keeps_the_champio
     assert run.data.metrics["promotion/difference"] == 0 and run.data.metrics["promotion/p_value"] == 1
 
 
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_a_better_model_takes_the_alias(small_corpus, tracking_uri):
     weak = small_config(
         small_corpus,
@@ -143,6 +138,7 @@ def test_single_class_tone_is_refused_before_any_run(tmp_path, small_corpus, tra
     _assert_nothing_registered(tracking_uri)
 
 
+@pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_a_failure_inside_the_run_marks_it_failed_and_registers_nothing(small_corpus, tracking_uri, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -202,10 +198,10 @@ def test_search_logs_each_candidate_as_a_nested_run_and_refits_the_best(small_co
     assert "validation/topic/macro_f1" in result.metrics and "test/topic/macro_f1" in result.metrics
 
 
-def test_the_run_the_experiment_and_the_version_describe_themselves(shared_store, capsys):
+def test_the_run_the_experiment_and_the_version_describe_themselves(trained_store, capsys):
     from newsclf.train.cli import main
 
-    config, tracking_uri, result = shared_store
+    config, tracking_uri, result = trained_store
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     run = client.get_run(result.run_id)
     # A name that says which experiment, when and which settings; the code version as MLflow names it.

@@ -58,6 +58,9 @@ class ReportSettings:
     terms: int = 5
     calibration_bins: int = 10
     excerpt_chars: int = 200
+    # The calibration error without the calibration training added (``<task>/ece_uncalibrated``): a
+    # training run has it from its calibration step (newsclf.train.fit.calibration.before_after).
+    uncalibrated: bool = True
 
     def __post_init__(self):
         if self.resamples < 100 and self.resamples != 0:
@@ -150,7 +153,7 @@ def evaluate(
             TONE_APPLIES, y_true, np.column_stack([applies, 1 - applies]), [APPLIES, NOT_APPLICABLE], settings
         )
         result.ids, result.texts = list(articles.ids), list(articles.texts)
-        if settings.resamples:
+        if settings.resamples and settings.uncalibrated:
             topic_features = features_of(model.pipelines["topic"])  # what the tone-applies model reads
             _add_uncalibrated(result, model.tone_applies, topic_features, result.texts, settings)
         tasks[TONE_APPLIES] = result
@@ -205,8 +208,9 @@ def _evaluate_task(
     result.ids, result.texts = [articles.ids[i] for i in positions], texts
     if settings.resamples:
         result.mistakes = _confident_mistakes(model, task, result, proba, settings)
-        pipeline = model.pipelines[task]
-        _add_uncalibrated(result, classifier_of(pipeline), features_of(pipeline), texts, settings)
+        if settings.uncalibrated:
+            pipeline = model.pipelines[task]
+            _add_uncalibrated(result, classifier_of(pipeline), features_of(pipeline), texts, settings)
     return result
 
 
