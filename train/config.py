@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import itertools
 import math
 import re
@@ -604,6 +605,9 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         return tuple(_coerce(arg, item, source, key) for arg, item in zip(args, value))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is str and type(value) is datetime.date:
+        # A TOML date (train_until = 2016-12-31), and a date param read back from a run: the ISO text.
+        return value.isoformat()
     if hint is float and isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
     if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool):

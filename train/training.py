@@ -56,6 +56,7 @@ from newsclf.train.tracking.runs import (
     log_data_report,
     log_split_metrics,
     log_streamed_inputs,
+    require_running,
     run_name,
     run_tags,
     use_experiment,
@@ -314,6 +315,7 @@ def run(
         examples = splits.validation.texts[:2] or splits.test.texts[:2]
         info, score = log_model_with_metrics(fitted.model, metrics, datasets, examples, fitted.run_only)
         name = config.tracking.registered_model
+        require_running(MlflowClient(tracking_uri), run_id)  # a sweep elsewhere may have judged it dead
         clock.step(f"registering {name}")
         version = register(
             info.model_uri, name, {"validation_score": f"{score:.6f}", "data_fingerprint": report.fingerprint}

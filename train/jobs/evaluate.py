@@ -182,6 +182,11 @@ def _articles(
         except DataError:
             pass  # the training data moved: evaluation still works, baselines learn from the evaluated data
     if data is None:
+        if run_id and training is None:
+            raise DataError(
+                f"the settings of run {run_id}, which trained this model, cannot be read back, so its test "
+                "split cannot be rebuilt; pass --data with labelled articles the model has not seen"
+            )
         if training is not None and trained_on is None:
             raise DataError(
                 f"the data run {run_id} trained on ({training.data.source}) is missing or changed since, so its test "

@@ -102,7 +102,16 @@ def plan_partitions(files: list[str], partition_bytes: int = PARTITION_BYTES) ->
     row-group boundaries; a file that cannot be read or split is one partition, which fails on its worker."""
     root = os.path.commonpath([os.path.dirname(path) for path in files])
     partitions = []
+    labels: dict[str, str] = {}
     for path in files:
+        # Output names flatten folders into "__": refuse two inputs that would write the same files.
+        label = os.path.relpath(path, root).replace(os.sep, "__")
+        if label in labels:
+            raise NewsclfError(
+                f"--input: {labels[label]} and {path} would both be written as {label}.part-*.parquet; "
+                "rename one of them or score them in separate runs"
+            )
+        labels[label] = path
         kind = _FORMATS[Path(path).suffix.lower()]
         try:
             ranges = (
@@ -110,7 +119,6 @@ def plan_partitions(files: list[str], partition_bytes: int = PARTITION_BYTES) ->
             )
         except Exception:  # unreadable, or not Parquet at all: the worker names the problem
             ranges = [(0, _WHOLE_FILE)]
-        label = os.path.relpath(path, root).replace(os.sep, "__")
         partitions.extend(
             Partition(path, kind, start, stop, f"{label}.part-{number:05d}.parquet")
             for number, (start, stop) in enumerate(ranges)
@@ -212,7 +220,7 @@ def _score_partition(partition: Partition, folder: str, model_uri: str, tracking
         if column in frame:  # a fixed type, even for a partition of empty articles whose labels are all null
             frame[column] = frame[column].astype("string")
     _write_parquet(frame, target)
-    return _Outcome(partition.output, len(articles), None, tuple(warnings))
+    return _Outcome(partition.output, len(frame), None, tuple(warnings))  # the rows written
 
 
 def _check_model_on_worker(model_uri: str, tracking_uri: str | None) -> None:

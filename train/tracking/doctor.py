@@ -43,6 +43,9 @@ def repair(tracking_uri: str) -> list[Finding]:
     ended = end_stale_runs(client, _experiment_ids(client))
     findings = [_run_finding(run, fixed=True) for run in ended]
     for version, why in _incomplete_versions(client, {run.run_id for run in ended}):
+        # Read again just before deleting: a training may have completed it since it was listed.
+        if is_complete(client.get_model_version(version.name, version.version)):
+            continue
         client.delete_model_version(version.name, version.version)
         findings.append(_version_finding(version, why, fixed=True))
     return findings

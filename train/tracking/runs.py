@@ -250,12 +250,13 @@ PID_TAG, HOST_TAG, HEARTBEAT_TAG = "newsclf.pid", "newsclf.host", "newsclf.heart
 def liveness(tracking_uri: str, run_id: str) -> Iterator[None]:
     """Record which process runs ``run_id`` and keep a heartbeat on it while the block runs, so a
     later :func:`stale_runs` can tell a run whose process died (kill -9, a lost machine) from a live one."""
+    from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    client.set_tag(run_id, PID_TAG, str(os.getpid()))
-    client.set_tag(run_id, HOST_TAG, socket.gethostname())
-    client.set_tag(run_id, HEARTBEAT_TAG, _now())
+    # One write: a sweep between separate ones saw a pid without a heartbeat and judged the run dead.
+    identity = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), HEARTBEAT_TAG: _now()}
+    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in identity.items()])
     stop = threading.Event()
 
     def beat() -> None:
@@ -294,7 +295,7 @@ def stale_runs(client, experiment_ids: list[str], now: float | None = None) -> l
         tags = run.data.tags
         if PID_TAG not in tags:
             continue  # not started by a newsclf that keeps a heartbeat: nothing to judge it by
-        reason = _why_stale(tags, now)
+        reason = _why_stale(tags, run.info.start_time / 1000, now)
         if reason:
             stale[run.info.run_id] = StaleRun(run.info.run_id, run.info.experiment_id, run.info.run_name, reason)
     for run in running:
@@ -303,6 +304,17 @@ def stale_runs(client, experiment_ids: list[str], now: float | None = None) -> l
             reason = f"its parent run {parent} is stale"
             stale[run.info.run_id] = StaleRun(run.info.run_id, run.info.experiment_id, run.info.run_name, reason)
     return list(stale.values())
+
+
+def require_running(client, run_id: str) -> None:
+    """Refuse to go on (register, promote) with a run another process has ended, naming why it did."""
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING":
+        why = run.data.tags.get("newsclf.ended_because", "no reason recorded")
+        raise NewsclfError(
+            f"run {run_id} was marked {run.info.status} by another process ({why}) before its model was "
+            "registered; nothing was registered or promoted, train again"
+        )
 
 
 def end_stale_runs(client, experiment_ids: list[str]) -> list[StaleRun]:
@@ -330,13 +342,14 @@ def _running_runs(client, experiment_ids: list[str]) -> list:
             return runs
 
 
-def _why_stale(tags: dict[str, str], now: float) -> str:
+def _why_stale(tags: dict[str, str], started: float, now: float) -> str:
     if tags.get(HOST_TAG) == socket.gethostname() and not process_alive(int(tags[PID_TAG])):
         return f"process {tags[PID_TAG]} on {tags[HOST_TAG]} is gone"
     try:
-        silent = now - float(tags.get(HEARTBEAT_TAG, "0"))
+        # A run without a heartbeat yet is judged by when it started, never as silent since 1970.
+        silent = now - float(tags.get(HEARTBEAT_TAG, started))
     except ValueError:
-        silent = float("inf")
+        silent = now - started
     if silent > STALE_AFTER_SECONDS:
         return f"no heartbeat for {silent / 60:.0f} minutes (process {tags[PID_TAG]} on {tags.get(HOST_TAG, '?')})"
     return ""
@@ -355,7 +368,11 @@ def run_config(client, run_id: str | None) -> ExperimentConfig | None:
     None for no run, or a run logged by a newsclf whose params this one cannot read."""
     if not run_id:
         return None
-    params = client.get_run(run_id).data.params
+    return config_from_params(client.get_run(run_id).data.params, f"run {run_id}")
+
+
+def config_from_params(params: Mapping[str, str], source: str) -> ExperimentConfig | None:
+    """:func:`run_config` from a run's params as MLflow returns them (every value a string)."""
     raw: dict[str, Any] = {"name": params.get("name", "training-run")}
     for key, value in params.items():
         if key.startswith(_DATA_PARAMS):
@@ -365,7 +382,7 @@ def run_config(client, run_id: str | None) -> ExperimentConfig | None:
                 node = node.setdefault(section, {})
             node[leaf] = parse_override(f"{key}={value}")[1]
     try:
-        return config_from_dict(raw, source=f"run {run_id}")
+        return config_from_dict(raw, source=source)
     except ConfigError:
         return None
 
