@@ -49,7 +49,9 @@ from newsclf.train.progress import Clock
 from newsclf.train.tracking.promotion import Promotion, promote
 from newsclf.train.tracking.registry import describe, log_model, register
 from newsclf.train.tracking.runs import (
+    PID_TAG,
     connect,
+    create_store,
     end_stale_runs,
     liveness,
     log_data_counts,
@@ -192,7 +194,15 @@ class _Streamed(_Feed):
         if self.resume:
             from mlflow.tracking import MlflowClient
 
-            self.state = resumed_state(MlflowClient(self.tracking_uri), config, self.resume)
+            client = MlflowClient(self.tracking_uri)
+            # run() has just ended this experiment's runs whose process is gone: one still running is alive.
+            resumed = client.get_run(self.resume) if _exists(client, self.resume) else None
+            if resumed is not None and resumed.info.status == "RUNNING":
+                raise StreamingError(
+                    f"run {self.resume} is still running (process {resumed.data.tags.get(PID_TAG, '?')}); "
+                    "stop it, or wait for it to end, before resuming it"
+                )
+            self.state = resumed_state(client, config, self.resume)
         step("scanning the data: checking rows, de-duplicating, assigning splits")
         self.scanned: Scan = scan(config, step)
         report = self.scanned.report
@@ -267,6 +277,16 @@ class _Streamed(_Feed):
         )
 
 
+def _exists(client, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return False  # resumed_state says so in its own words
+    return True
+
+
 def run(
     config: ExperimentConfig,
     tracking_uri: str,
@@ -290,6 +310,7 @@ def run(
     report = feed.report()
 
     mlflow.set_tracking_uri(tracking_uri)
+    create_store(tracking_uri)
     use_experiment(config.tracking.experiment, EXPERIMENT_DESCRIPTION)
     with (
         mlflow.start_run(run_id=resume, run_name=None if resume else run_name(config)) as active,

@@ -1,5 +1,6 @@
-"""Cluster scoring writes one output name per input: two inputs that would share one are refused when
-the plan is made (before, both partitions went to one file: 300 of 500 rows kept, 500 reported)."""
+"""Cluster scoring writes one output name per input, refusing inputs that would share one when the plan
+is made (before, both partitions went to one file: 300 of 500 rows kept, 500 reported); and a local
+cluster, its dashboard included, listens on this machine only (before: on every interface)."""
 
 import pytest
 
@@ -24,3 +25,12 @@ def test_inputs_in_folders_get_names_of_their_own(tmp_path):
         "2024__news.jsonl.part-00000.parquet",
         "2025__news.jsonl.part-00000.parquet",
     ]
+
+
+@pytest.mark.slow  # starts a local Dask cluster
+def test_the_local_cluster_and_its_dashboard_listen_on_this_machine_only():
+    from newsclf.train.cluster import LOCAL, connect
+
+    with connect(LOCAL) as client:
+        addresses = [client.scheduler.address, *client.scheduler_info()["workers"], client.dashboard_link]
+    assert all("127.0.0.1" in address for address in addresses), addresses

@@ -395,13 +395,13 @@ def test_streaming_train_killed_resumed_then_predict(tmp_path):
     with open(log, "wb") as output:
         process = subprocess.Popen(command, cwd=tmp_path, stdout=output, stderr=output)
         deadline = time.monotonic() + 120
-        while not list(tmp_path.glob("**/checkpoints/checkpoint.joblib")):
+        while not list(tmp_path.glob("**/checkpoints/*/checkpoint.joblib")):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    [checkpoint] = tmp_path.glob("**/checkpoints/checkpoint.joblib")
-    run_id = checkpoint.parents[2].name
+    [checkpoint] = tmp_path.glob("**/checkpoints/*/checkpoint.joblib")
+    run_id = checkpoint.parents[3].name
     resumed = subprocess.run(
         [*command, "--resume", run_id, "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )

@@ -55,6 +55,8 @@ from newsclf.train.progress import Meter
 
 CHECKPOINT = "checkpoint.joblib"
 CHECKPOINT_FOLDER = "checkpoints"
+# Two slots, taken in turn by odd and even epochs; the plain folder is where earlier versions kept one.
+_CHECKPOINT_SLOTS = (f"{CHECKPOINT_FOLDER}/even", f"{CHECKPOINT_FOLDER}/odd", CHECKPOINT_FOLDER)
 # The share of the training articles held out for calibration (at most fit.held_out_limit), and the
 # fewest worth holding out: below it the model is left uncalibrated.
 _CALIBRATION_SHARE = 1 / 20
@@ -167,20 +169,25 @@ def resumed_state(client, config: ExperimentConfig, run_id: str) -> _State:
             f"{run.data.params[changed[0]]!r}, now {settings[changed[0]]!r}); resume it with the same "
             "--experiment, --data and --set, or start a new run"
         )
+    found = []
     with tempfile.TemporaryDirectory() as folder:
-        try:
-            path = client.download_artifacts(run_id, f"{CHECKPOINT_FOLDER}/{CHECKPOINT}", folder)
-        except (MlflowException, OSError):
-            raise StreamingError(
-                f"run {run_id} has no checkpoint (it stopped before its first epoch ended); start a new run"
-            ) from None
-        try:
-            state = joblib.load(path)
-        except Exception:  # a truncated or foreign file fails inside pickle in many ways
-            state = None
-    if not isinstance(state, _State):
-        raise StreamingError(f"run {run_id}: {CHECKPOINT} is not a newsclf streaming checkpoint; start a new run")
-    return state
+        for slot in _CHECKPOINT_SLOTS:
+            try:
+                path = client.download_artifacts(run_id, f"{slot}/{CHECKPOINT}", f"{folder}/{len(found)}")
+                state = joblib.load(path)
+            except (MlflowException, OSError):
+                continue  # not written (yet)
+            except Exception:  # a truncated or foreign file fails inside pickle in many ways
+                state = None
+            found.append(state)
+    states = [state for state in found if isinstance(state, _State)]
+    if not states:
+        raise StreamingError(
+            f"run {run_id} has no usable checkpoint ("
+            + ("it stopped before its first epoch ended" if not found else f"{CHECKPOINT} is damaged or not newsclf's")
+            + "); start a new run"
+        )
+    return max(states, key=lambda state: state.epoch)
 
 
 def _count(
@@ -347,13 +354,14 @@ def _update(classifiers, pieces, labels, features: FeatureUnion, batch_size: int
 
 
 def _checkpoint(state: _State) -> None:
-    """The state after an epoch, as the run's checkpoint artifact (replacing the previous one)."""
+    """The state after an epoch, as a checkpoint artifact of the run, in the slot the epoch before did
+    not use: a kill while one is written leaves the other whole to resume from."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / CHECKPOINT
         joblib.dump(state, path)
-        mlflow.log_artifact(str(path), CHECKPOINT_FOLDER)
+        mlflow.log_artifact(str(path), _CHECKPOINT_SLOTS[state.epoch % 2])
 
 
 def _model(cleaner, features: FeatureUnion, classifiers, metadata: dict) -> NewsClassifier:

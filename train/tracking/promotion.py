@@ -18,23 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-from newsclf.errors import NewsclfError
 from newsclf.model import NewsClassifier
 from newsclf.train.config import ExperimentConfig
 from newsclf.train.data.articles import Articles, DataError, Splits
 from newsclf.train.data.loading import load_articles, load_splits
 from newsclf.train.evaluation.comparison import BETTER, NO_DIFFERENCE, WORSE, Comparison, compare_models
 from newsclf.train.tracking.registry import is_complete
-from newsclf.train.tracking.runs import local_path, run_config
+from newsclf.train.tracking.runs import run_config, store_lock
 
 # How long a promotion waits for another one to finish before giving up.
-LOCK_TIMEOUT_SECONDS = 600.0
 FIRST, NOT_COMPARED = "first version", "not compared"
 _COMPARED = {BETTER: "better than", WORSE: "worse than", NO_DIFFERENCE: "no significant difference from"}
 
@@ -70,31 +64,9 @@ def promote(
     return judged
 
 
-@contextlib.contextmanager
-def promotion_lock(tracking_uri: str, name: str) -> Iterator[None]:
+def promotion_lock(tracking_uri: str, name: str) -> contextlib.AbstractContextManager:
     """Exclusive access to ``name``'s alias among the processes on this machine that use a local store."""
-    folder = _local_store_folder(tracking_uri)
-    if folder is None:
-        yield
-        return
-    path = folder / f".newsclf-promotion-{name}.lock"
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise NewsclfError(
-                        f"another training has been promoting {name} for {LOCK_TIMEOUT_SECONDS:.0f} s "
-                        f"(lock {path}); wait for it or end it, then train again"
-                    ) from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return store_lock(tracking_uri, f"promotion-{name}", f"another training has been promoting {name}")
 
 
 def _judge(client, candidate: NewsClassifier, splits: Splits, config: ExperimentConfig, tracking_uri: str, champion):
@@ -171,9 +143,3 @@ def _champion(client, name: str, alias: str):
 
 def _version_of(champion) -> str | None:
     return None if champion is None else str(champion.version)
-
-
-def _local_store_folder(tracking_uri: str) -> Path | None:
-    """The folder of a SQLite or file tracking store, where a lock file can live; None for a server."""
-    store = local_path(tracking_uri)
-    return store.parent if store is not None and tracking_uri.startswith("sqlite:///") else store

@@ -55,6 +55,50 @@ def connect(tracking_uri: str) -> bool:
     return True
 
 
+# How long a process waits for another's hold on a store lock before it gives up.
+LOCK_TIMEOUT_SECONDS = 600.0
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str, purpose: str, busy: str) -> Iterator[None]:
+    """Exclusive hold on ``purpose`` for a local store (a lock file beside it) among the processes on
+    this machine; nothing for a server, which serialises its own writes. ``busy`` says who holds it."""
+    import fcntl
+
+    store = local_path(tracking_uri)
+    folder = store.parent if store is not None and tracking_uri.startswith("sqlite:///") else store
+    if folder is None:
+        yield
+        return
+    path = folder / f".newsclf-{purpose}.lock"
+    with open(path, "a+b") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise NewsclfError(
+                        f"{busy} for {LOCK_TIMEOUT_SECONDS:.0f} s (lock {path}); wait for it or end it, then try again"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def create_store(tracking_uri: str) -> None:
+    """Create and migrate a new SQLite store, or wait while another process does: two first trainings
+    migrating one new file at once failed, once leaving it half-migrated and unusable."""
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith("sqlite:///"):
+        with store_lock(tracking_uri, "store", f"another process has been creating {tracking_uri}"):
+            MlflowClient(tracking_uri).search_experiments(max_results=1)
+
+
 def local_path(uri: str) -> Path | None:
     """The file or folder a ``sqlite:///``, ``file:`` or plain-path URI names on this machine (a SQLite
     store's database file); None for a server (http:, s3:, mlflow-artifacts:, ...)."""
