@@ -22,7 +22,7 @@ from newsclf.steps import classifier_of, cleaner_of, features_of
 
 # The two labels of the tone-applies model.
 APPLIES, NOT_APPLICABLE = "applies", "not_applicable"
-# tone_score is the probability of this tone label.
+# tone_score is the probability of this tone label when the model has it (see NewsClassifier.tone_poles).
 MILITARY = "military"
 # Texts scored per step: bounds the memory a call with very many texts needs.
 _CHUNK = 2000
@@ -55,6 +55,17 @@ class NewsClassifier:
         return [str(label) for label in self.pipelines[task].classes_]
 
     @property
+    def tone_poles(self) -> tuple[str, str] | None:
+        """The tone label ``tone_score`` is the probability of (the score's 1 end), then the other (its 0
+        end); None without a two-label tone task. ``military`` when it is a label; otherwise the first of
+        the experiment's ``data.tone_labels`` (kept in the metadata), else the first label."""
+        if "tone" not in self.pipelines or len(labels := self.labels("tone")) != 2:
+            return None
+        ordered = [label for label in self.metadata.get("tone_labels", ()) if label in labels]
+        high = MILITARY if MILITARY in labels else (ordered or labels)[0]
+        return high, next(label for label in labels if label != high)
+
+    @property
     def tasks(self) -> list[str]:
         """The tasks this model predicts, ``topic`` first."""
         return list(self.pipelines)
@@ -71,8 +82,9 @@ class NewsClassifier:
         """Predict one article (a string: returns a dict) or many (any other iterable: a list of dicts).
 
         Each dict holds ``topic``, ``topic_probability`` and ``topic_probabilities`` (every label);
-        ``tone``, ``tone_probability``, ``tone_probabilities`` and ``tone_score`` (P(military):
-        1 = military, 0 = diplomatic); ``tone_applies`` and ``tone_applies_probability`` (whether
+        ``tone``, ``tone_probability``, ``tone_probabilities`` and ``tone_score`` (the probability
+        of the first of :attr:`tone_poles`: 1 = military, 0 = diplomatic with the default labels);
+        ``tone_applies`` and ``tone_applies_probability`` (whether
         the military/diplomatic axis applies to the article at all); and ``empty``. An article
         with no text left after cleaning gets ``empty: True``, labels ``None``, uniform
         probabilities, ``tone_score`` 0.5 and ``tone_applies`` False. None is read as an empty
@@ -250,8 +262,8 @@ def _scalar_columns(model: NewsClassifier, scores: _Scores) -> dict[str, Any]:
             None if empty else labels[i] for i, empty in zip(proba.argmax(axis=1).tolist(), scores.empty.tolist())
         ]
         columns[f"{task}_probability"] = proba.max(axis=1)
-        if task == "tone" and (military := _military_column(labels)) is not None:
-            columns["tone_score"] = proba[:, military]
+        if task == "tone" and (poles := model.tone_poles) is not None:
+            columns["tone_score"] = proba[:, labels.index(poles[0])]
     if scores.applies is not None:
         columns["tone_applies"] = scores.applies >= 0.5
         columns["tone_applies_probability"] = scores.applies
@@ -279,10 +291,6 @@ def _rows(model: NewsClassifier, scores: _Scores) -> list[dict[str, Any]]:
                 row[key] = dict(zip(labels, proba[i]))
         rows.append(row)
     return rows
-
-
-def _military_column(labels: list[str]) -> int | None:
-    return labels.index(MILITARY) if MILITARY in labels and len(labels) == 2 else None
 
 
 def _probabilities(classifier, features) -> np.ndarray:

@@ -120,7 +120,7 @@ def _article_section(
         f"<h2>{escape(title) or 'The article'}</h2>",
         f'<p class="note" dir="auto">{escape(note)}</p>' if note else "",
         _prediction_block(model, prediction),
-        _article_block(lines, tones, pattern, terms, len(text), len(shown), cut_inside_line),
+        _article_block(lines, tones, pattern, terms, len(text), len(shown), cut_inside_line, model.tone_poles),
         _terms_block(explanation),
         f'<p class="back">{back}</p>' if back else "",
         "</section>",
@@ -171,7 +171,8 @@ def _prediction_block(model: NewsClassifier, prediction: dict[str, Any]) -> str:
 
 def _tone_block(model: NewsClassifier, prediction: dict[str, Any]) -> str:
     if "tone_score" not in prediction:
-        return "<h3>Tone</h3><p>This model has no military/diplomatic tone task.</p>"
+        return "<h3>Tone</h3><p>This model has no tone task of two labels.</p>"
+    high, low = (escape(label) for label in model.tone_poles)
     score = prediction["tone_score"]
     applies = prediction.get("tone_applies_probability")
     if applies is None:
@@ -180,15 +181,15 @@ def _tone_block(model: NewsClassifier, prediction: dict[str, Any]) -> str:
         applies_text = f"Tone applies: <strong>yes</strong> (probability {applies:.2f})."
     else:
         applies_text = (
-            f"Tone applies: <strong>no</strong> (probability {applies:.2f}): the military/diplomatic axis "
+            f"Tone applies: <strong>no</strong> (probability {applies:.2f}): the {high}/{low} axis "
             "probably does not fit this article, so read the score with care."
         )
     label = "none (empty article)" if prediction["empty"] else escape(str(prediction["tone"]))
     return (
         f'<h3>Tone</h3><p class="verdict">Tone score <strong>{score:.2f}</strong>: {label}</p>'
-        f'<div class="scale" role="img" aria-label="tone score {score:.2f} on a scale from 0 diplomatic '
-        f'to 1 military"><span class="marker" style="left:{100 * score:.1f}%"></span></div>'
-        '<div class="scale-labels"><span>0 diplomatic</span><span>0.5 undecided</span><span>military 1</span></div>'
+        f'<div class="scale" role="img" aria-label="tone score {score:.2f} on a scale from 0 {low} '
+        f'to 1 {high}"><span class="marker" style="left:{100 * score:.1f}%"></span></div>'
+        f'<div class="scale-labels"><span>0 {low}</span><span>0.5 undecided</span><span>{high} 1</span></div>'
         f"<p>{applies_text}</p>"
     )
 
@@ -201,6 +202,7 @@ def _article_block(
     total: int,
     shown: int,
     cut_inside_line: bool,
+    poles: tuple[str, str] | None,
 ) -> str:
     scores = iter(tones)
     items, kept = [], 0
@@ -238,7 +240,7 @@ def _article_block(
     return (
         '<div class="text"><h3>The article as the cleaner sees it</h3>'
         + "".join(f'<p class="truncated">{note}</p>' for note in notes)
-        + _LEGEND
+        + _legend(poles)
         + f'<ol class="lines">{"".join(items)}</ol></div>'
     )
 
@@ -317,7 +319,7 @@ def _highlighted(text: str, pattern: re.Pattern | None, terms: dict[str, list[tu
 
 
 def _tone_colour(score: float) -> str:
-    """A light tint from blue (0, diplomatic) through white (0.5) to red (1, military)."""
+    """A light tint from blue (0: diplomatic, or the model's other tone) through white (0.5) to red (1)."""
     strength = min(abs(score - 0.5) * 2, 1.0)
     tint = (66, 133, 244) if score < 0.5 else (219, 68, 55)
     red, green, blue = (round(255 + (channel - 255) * 0.35 * strength) for channel in tint)
@@ -358,15 +360,18 @@ def _provenance(model: NewsClassifier, source: ModelSource) -> str:
     return f'<table class="provenance">{cells}</table>'
 
 
-_LEGEND = (
-    '<ul class="legend" aria-label="legend">'
-    f'<li><span class="swatch" style="background:{_tone_colour(0.0)}"></span>diplomatic paragraph (tone near 0)</li>'
-    f'<li><span class="swatch" style="background:{_tone_colour(0.5)}"></span>undecided (0.5)</li>'
-    f'<li><span class="swatch" style="background:{_tone_colour(1.0)}"></span>military paragraph (tone near 1)</li>'
-    '<li><span class="swatch removed"></span>removed by the cleaner, with the reason (grey)</li>'
-    '<li><mark class="topic">topic term</mark> dotted underline, <mark class="tone">tone term</mark> solid '
-    "underline (double: both); hover for the weights</li></ul>"
-)
+def _legend(poles: tuple[str, str] | None) -> str:
+    high, low = (escape(label) for label in poles or ("high", "low"))
+    return (
+        '<ul class="legend" aria-label="legend">'
+        f'<li><span class="swatch" style="background:{_tone_colour(0.0)}"></span>{low} paragraph (tone near 0)</li>'
+        f'<li><span class="swatch" style="background:{_tone_colour(0.5)}"></span>undecided (0.5)</li>'
+        f'<li><span class="swatch" style="background:{_tone_colour(1.0)}"></span>{high} paragraph (tone near 1)</li>'
+        '<li><span class="swatch removed"></span>removed by the cleaner, with the reason (grey)</li>'
+        '<li><mark class="topic">topic term</mark> dotted underline, <mark class="tone">tone term</mark> solid '
+        "underline (double: both); hover for the weights</li></ul>"
+    )
+
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;

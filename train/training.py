@@ -320,7 +320,9 @@ def run(
         mlflow.log_params(flatten(config))
         mlflow.set_tags(run_tags(config, report))
         datasets = feed.log_data()
-        fitted = feed.fit({"experiment": config.name, "run_id": run_id}, clock.step)
+        # The tone labels' order says which one tone_score measures (NewsClassifier.tone_poles).
+        metadata = {"experiment": config.name, "run_id": run_id, "tone_labels": list(config.data.tone_labels)}
+        fitted = feed.fit(metadata, clock.step)
         config = fitted.config
         clock.step("evaluating on validation and test")
         metrics: dict[str, float] = {}

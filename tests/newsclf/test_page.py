@@ -184,7 +184,7 @@ def test_a_model_without_tone_still_gets_a_page(tiny_model):
 
     topic_only = NewsClassifier(tiny_model.pipelines["topic"])
     visible = RenderedPage(article_page(topic_only, SCRAPED, SOURCE)).visible
-    assert "This model has no military/diplomatic tone task." in visible
+    assert "This model has no tone task of two labels." in visible
     assert "¶3" in visible and "tone 0." not in visible
 
 
