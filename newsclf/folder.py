@@ -166,6 +166,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{path}: unreadable manifest ({exc})") from None
+    except RecursionError:  # a manifest nested thousands deep: no newsclf wrote it
+        raise ModelFormatError(f"{path}: unreadable manifest (nested too deep); {_DAMAGED}") from None
     if not isinstance(manifest, dict):
         raise ModelFormatError(f"{path}: the manifest is a JSON {type(manifest).__name__}, not an object; {_DAMAGED}")
     if manifest.get("format") != FORMAT:

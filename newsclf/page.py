@@ -13,7 +13,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from html import escape
+from html import escape as _html_escape
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,12 @@ class ModelSource:
     uri: str
     version: str | None = None
     run_id: str | None = None
+
+
+def escape(value: str, quote: bool = True) -> str:
+    """``value`` HTML-escaped, with lone surrogates (a JSON "\\ud800", an undecodable file name) as
+    U+FFFD: the page is UTF-8, which cannot hold them."""
+    return _html_escape(as_text(value), quote)
 
 
 def model_source(model: NewsClassifier, uri: str, tracking_uri: str | None = None) -> ModelSource:

@@ -31,7 +31,7 @@ def _bundle_problem() -> str | None:
         expected = json.loads(_MANIFEST.read_text(encoding="utf-8"))["code"]
         if not isinstance(expected, dict):
             raise TypeError("not an object")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         return f"{_MANIFEST} lists no digests of the bundled code ({type(exc).__name__}: {exc})"
     found = {}
     for folder, subfolders, files in os.walk(_CODE):  # symlinked folders are listed, not entered

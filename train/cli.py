@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import logging
 import os
 import signal
 import sys
@@ -34,6 +35,8 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, prog: s
     bugs and keep their traceback.
     """
     args = parser.parse_args(argv)
+    # A store failure ends in one line of ours; MLflow's store logs each retry of it with a traceback first.
+    logging.getLogger("mlflow.store").setLevel(logging.CRITICAL)
     if sys.stderr is None:  # started with 2>&-: print(file=None) would put messages into standard output
         sys.stderr = open(os.devnull, "w")  # open for the rest of the process
     terminated: list[int] = []

@@ -260,6 +260,12 @@ def _require_auditable(articles: Articles, groups: np.ndarray, folds: int, has_t
             f"the data has {distinct} distinct stories (near-duplicates counted once), fewer than {folds} folds; "
             "pass a smaller --folds or add articles"
         )
+    largest = max(Counter(articles.topics).values())
+    if largest < folds:  # scikit-learn's stratified folds need one class with an article per fold
+        raise NewsclfError(
+            f"the most common topic has {largest} articles, fewer than {folds} folds; "
+            f"pass --folds {max(largest, 2)} or fewer, or add articles"
+        )
     for task, values in (("topic", articles.topics), ("tone", articles.tones if has_tone else [])):
         present = Counter(label for label in values if label is not None)
         if (task == "topic" or has_tone) and len(present) < 2:

@@ -48,6 +48,8 @@ def connect(tracking_uri: str) -> bool:
     try:
         MlflowClient(tracking_uri).search_experiments(max_results=1)
     except Exception as exc:  # MLflow raises many types for an unusable store
+        if "database is locked" in str(exc):
+            raise  # reachable but busy: a failure of the store (exit 1, with the advice to wait), not of the user
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise NewsclfError(
             f"tracking store {tracking_uri} is unreachable ({reason}); start it or pass --tracking-uri"
