@@ -63,7 +63,7 @@ def _median(repeats: int, measure, *arguments) -> float:
 def _one_process(source: Path, model_uri: str) -> tuple[float, int]:
     start = time.perf_counter()
     model = load_model(model_uri)
-    articles = jsonl_articles([str(source)], None, lambda message: None)
+    articles = list(jsonl_articles([str(source)], None, lambda message: None))
     count = 0
     with tempfile.TemporaryDirectory() as folder:
         for first in range(0, len(articles), 2000):

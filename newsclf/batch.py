@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import stat
@@ -44,24 +45,33 @@ def text_articles(paths: Iterable[str], stdin: BinaryIO, warn: Callable[[str], N
     ]
 
 
-def jsonl_articles(paths: Iterable[str], stdin: BinaryIO, warn: Callable[[str], None]) -> list[Article]:
-    """Every record of JSON Lines files (``-`` is standard input), read and checked before any prediction.
+def jsonl_articles(paths: Iterable[str], stdin: BinaryIO, warn: Callable[[str], None]) -> Iterator[Article]:
+    """Every record of JSON Lines files (``-`` is standard input), read line by line as it is used, so
+    memory stays flat however long the input; a bad line is an error naming its file and line when it is
+    reached (read the files once before to check every line first).
 
     A record is an object with a ``text`` field and optionally ``id`` and ``title``; a title is
     put before the text, as in training. Blank lines are skipped.
     """
-    articles = []
     for path in paths:
         source = path if path != "-" else "standard input"
-        for number, line in enumerate(read_text(_read(path, stdin), source, warn).splitlines(), start=1):
-            if line.strip():
-                articles.append(_record(line, f"{source} line {number}"))
-    return articles
+        with _lines(path, stdin) as lines:
+            for number, raw in enumerate(lines, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    warn(
+                        f"{source} line {number} is not valid UTF-8 (byte {exc.start}); undecodable bytes were "
+                        "replaced with U+FFFD"
+                    )
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8", errors="replace")
+                if line.strip():
+                    yield _record(line, f"{source} line {number}")
 
 
 def predictions(
     model: NewsClassifier,
-    articles: list[Article],
+    articles: Iterable[Article],
     top_k: int | None = None,
     explain: bool = False,
     paragraphs: bool = False,
@@ -71,8 +81,8 @@ def predictions(
     ``topic_probabilities`` are listed most probable first, the ``top_k`` most probable only
     when ``top_k`` is given.
     """
-    for start in range(0, len(articles), _BATCH):
-        batch = articles[start : start + _BATCH]
+    articles = iter(articles)
+    while batch := list(itertools.islice(articles, _BATCH)):
         for article, prediction in zip(batch, model.predict([article.text for article in batch])):
             ranked = sorted(prediction["topic_probabilities"].items(), key=lambda item: -item[1])
             prediction["topic_probabilities"] = dict(ranked[:top_k] if top_k else ranked)
@@ -150,7 +160,38 @@ def _write(rows: Iterable[dict[str, Any]], handle: TextIO) -> int:
             line = line.encode("utf-8", errors="replace").decode("utf-8")
         handle.write(line + "\n")
         count += 1
+        if count % _BATCH == 0:  # a reader of a long stream gets each batch as it is predicted
+            handle.flush()
     return count
+
+
+@contextlib.contextmanager
+def _lines(path: str, stdin: BinaryIO) -> Iterator[Iterator[bytes]]:
+    """The lines of one input as bytes, read as they are asked for."""
+    if path == "-":
+        yield _checked_lines(stdin, "standard input")
+        return
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    with handle:
+        yield _checked_lines(handle, path)
+
+
+def _checked_lines(handle: BinaryIO, source: str) -> Iterator[bytes]:
+    try:
+        yield from handle
+    except OSError as exc:  # standard input is a folder, say
+        raise NewsclfError(f"cannot read {source}: {exc.strerror}; pipe the articles in, or pass files") from None
+
+
+def _unreadable(path: str, exc: OSError) -> NewsclfError:
+    if isinstance(exc, FileNotFoundError):
+        return NewsclfError(f"input file not found: {path}")
+    if isinstance(exc, IsADirectoryError):
+        return NewsclfError(f"{path} is a folder; pass the article files inside it")
+    return NewsclfError(f"cannot read {path}: {exc.strerror}")
 
 
 def _read(path: str, stdin: BinaryIO) -> bytes:
@@ -161,12 +202,8 @@ def _read(path: str, stdin: BinaryIO) -> bytes:
             raise NewsclfError(f"cannot read standard input: {exc.strerror}; pipe the articles in") from None
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NewsclfError(f"input file not found: {path}") from None
-    except IsADirectoryError:
-        raise NewsclfError(f"{path} is a folder; pass the article files inside it") from None
     except OSError as exc:
-        raise NewsclfError(f"cannot read {path}: {exc.strerror}") from None
+        raise _unreadable(path, exc) from None
 
 
 def _record(line: str, where: str) -> Article:

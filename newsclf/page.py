@@ -28,8 +28,9 @@ MAX_SHOWN_CHARS = 20_000
 MAX_SHOWN_LINES = 400
 # Articles on one batch page at most (each up to the bounds above).
 MAX_BATCH_ARTICLES = 200
-# Terms listed and highlighted per task.
+# Terms listed and highlighted per task, and the characters of one term the table shows.
 TOP_TERMS = 10
+MAX_TERM_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ def _terms_block(explanation: dict[str, dict[str, Any]]) -> str:
         if found["label"] is None:
             continue
         rows = "".join(
-            f'<tr><td dir="auto">{escape(term["term"])}</td><td>{term["kind"]}</td>'
+            f'<tr><td dir="auto">{escape(_shortened(term["term"]))}</td><td>{term["kind"]}</td>'
             f'<td class="value">{term["weight"]:+.3f}</td></tr>'
             for term in found["terms"]
         )
@@ -277,6 +278,11 @@ def _terms_block(explanation: dict[str, dict[str, Any]]) -> str:
         "article times the classifier's coefficient for the label; <em>char</em> terms are words whose character "
         "n-grams are summed.</p>" + "".join(blocks) + "</div>"
     )
+
+
+def _shortened(term: str) -> str:
+    """A term as the terms table shows it: a "word" of a megabyte (a scraped blob) is cut to its start."""
+    return term if len(term) <= MAX_TERM_CHARS else term[: MAX_TERM_CHARS - 1] + "…"
 
 
 def _term_index(explanation: dict[str, dict[str, Any]]) -> dict[str, list[tuple[str, str, float]]]:

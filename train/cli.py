@@ -103,7 +103,14 @@ def _os_error_line(exc: OSError) -> str:
     where = f": {exc.filename}" if exc.filename else ""
     if exc.filename2:  # the target of a rename or link
         where += f" -> {exc.filename2}"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno is None and " requested and " in reason:
+        # numpy's short write ("133870 requested and 69661 written") carries no errno: a full disk, most
+        # often the one of the temporary folder, where streaming keeps its counts.
+        import tempfile
+
+        reason = f"the disk filled up while writing ({reason})"
+        advice = f"free space on the disk of {tempfile.gettempdir()} (or set TMPDIR to a roomier folder) and run again"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
         advice = "free some disk space (or point the output and --tracking-uri elsewhere) and run again"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         advice = "check the permissions of that path, or choose another place, and run again"
@@ -443,9 +450,24 @@ def _predict(args: argparse.Namespace) -> int:
         check_output(args.output)
     elif sys.stdout is None:
         raise NewsclfError("standard output is closed; pass --output with a file for the predictions")
-    read = jsonl_articles if args.jsonl else text_articles
+    if args.output is not None and any(
+        os.path.realpath(path) == os.path.realpath(args.output) for path in files if path != "-"
+    ):
+        raise NewsclfError(f"--output {args.output} is also an input; write the predictions to another file")
     stdin = sys.stdin.buffer if "-" in files else None
-    articles = read(files, stdin, lambda message: print(f"newsclf: warning: {message}", file=sys.stderr))
+
+    def warn(message: str) -> None:
+        print(f"newsclf: warning: {message}", file=sys.stderr)
+
+    if not args.jsonl:
+        articles = text_articles(files, stdin, warn)
+    else:
+        # Files are read once to check every line before the model loads; standard input, which may never
+        # end, is read as it is predicted (a bad line there stops with its number after the lines before it).
+        if stdin is None:
+            for _ in jsonl_articles(files, stdin, lambda message: None):
+                pass
+        articles = jsonl_articles(files, stdin, warn)
     model = load_model(args.model, resolve_tracking_uri(args.tracking_uri))
     if args.output is None:
         sys.stdout.reconfigure(encoding="utf-8")
@@ -484,7 +506,7 @@ def _explain(args: argparse.Namespace) -> int:
     check_output(args.html)
     read = jsonl_articles if args.jsonl else text_articles
     stdin = sys.stdin.buffer if "-" in args.files else None
-    articles = read(args.files, stdin, lambda message: print(f"newsclf: warning: {message}", file=sys.stderr))
+    articles = list(read(args.files, stdin, lambda message: print(f"newsclf: warning: {message}", file=sys.stderr)))
     if not articles:
         raise NewsclfError(f"no articles in {', '.join(args.files)}; pass files that hold at least one article")
     if len(articles) > MAX_BATCH_ARTICLES:

@@ -30,7 +30,7 @@ def test_jsonl_records_keep_their_id_and_put_the_title_first(tmp_path):
     path.write_text(
         "\n".join(json.dumps(line) for line in lines[:2]) + "\n\n" + json.dumps(lines[2]) + "\n", encoding="utf-8"
     )
-    articles = jsonl_articles([str(path)], io.BytesIO(), print)
+    articles = list(jsonl_articles([str(path)], io.BytesIO(), print))
     assert articles == [
         Article(7, "Talks resume\n\nEnvoys met in Geneva."),
         Article(None, None),
@@ -50,7 +50,7 @@ def test_bad_jsonl_lines_are_named(tmp_path, line, message):
     path = tmp_path / "in.jsonl"
     path.write_text('{"text": "fine"}\n' + line + "\n", encoding="utf-8")
     with pytest.raises(NewsclfError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
-        jsonl_articles([str(path)], io.BytesIO(), print)
+        list(jsonl_articles([str(path)], io.BytesIO(), print))
 
 
 @pytest.mark.parametrize(

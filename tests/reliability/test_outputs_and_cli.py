@@ -320,7 +320,7 @@ def test_an_id_that_is_not_json_is_named_with_its_line(id_text, tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"id": 1, "text": "fine"}\n{"id": ' + id_text + ', "text": "Troops shelled the port."}\n')
     with pytest.raises(NewsclfError, match=r"in.jsonl line 2: the id holds NaN or Infinity"):
-        jsonl_articles([str(path)], io.BytesIO(), print)
+        list(jsonl_articles([str(path)], io.BytesIO(), print))
 
 
 def test_any_other_json_value_is_an_id(tmp_path):
@@ -342,7 +342,7 @@ def test_numbers_and_nesting_json_cannot_read_are_named(tmp_path):
     for line in ('{"id": ' + "9" * 5000 + ', "text": "x"}', '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"):
         path.write_text(line + "\n")
         with pytest.raises(NewsclfError, match="in.jsonl line 1: cannot read this JSON"):
-            jsonl_articles([str(path)], io.BytesIO(), print)
+            list(jsonl_articles([str(path)], io.BytesIO(), print))
 
 
 # 5. predict --output that cannot be written fails before the model loads.

@@ -207,12 +207,17 @@ def _read_rows(path: Path, key: str, kind: str, jsonl_only: bool = False) -> lis
         raise DataError(f"{key} file not found: {path}; set {key} to {kind} (or remove the key)")
     csv_file = path.suffix.lower() == ".csv" and not jsonl_only
     try:
-        with open(path, encoding="utf-8", newline="" if csv_file else None) as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would become part of "id".
+        with open(path, encoding="utf-8-sig", newline="" if csv_file else None) as handle:
             if csv_file:
                 reader = csv.DictReader(handle)
                 if not reader.fieldnames or "id" not in reader.fieldnames:
                     raise DataError(f"{path}: the CSV header must name an id column (and task, label or drop)")
-                return [(number, row) for number, row in enumerate(reader, start=2)]
+                rows, first_line = [], reader.line_num + 1
+                for row in reader:
+                    rows.append((first_line, row))  # where the record starts: a quoted field may span lines
+                    first_line = reader.line_num + 1
+                return rows
             rows = []
             for number, text in enumerate(handle, start=1):
                 if not text.strip():

@@ -243,7 +243,9 @@ def _read_partition(partition: Partition, warnings: list[str]) -> list[Article]:
     """The partition's articles, through newsclf.batch's reading and checks of JSON Lines records."""
     data, first = (_read_bytes(partition), None) if partition.kind == "jsonl" else _parquet_as_jsonl(partition)
     try:
-        return jsonl_articles(["-"], io.BytesIO(data), lambda message: warnings.append(_locate(message, partition)))
+        return list(
+            jsonl_articles(["-"], io.BytesIO(data), lambda message: warnings.append(_locate(message, partition)))
+        )
     except NewsclfError as exc:
         raise NewsclfError(_locate(str(exc), partition, first)) from None
 
