@@ -58,7 +58,7 @@ tune: $(BIN)/newsclf ## staged tuning over rolling-origin CEP folds (DATA=../sha
 	nice $(BIN)/python -m bench tune --data $(or $(DATA),../shared/data) --plan $(PLAN) --output $(if $(PUBLISH),$(basename $(PLAN)).md,reports/bench/$(notdir $(basename $(PLAN))).md) --tracking-uri $(TRACKING_URI)
 
 ui: $(BIN)/newsclf ## open the MLflow UI on the tracking store (PORT=5000)
-	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --port $(PORT)
+	$(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --host 127.0.0.1 --port $(PORT)
 
 serve: $(BIN)/newsclf ## serve MODEL (default: the champion) on 127.0.0.1, POST /invocations (SERVE_PORT=5001)
 	@# A one-line error for a missing model or store, rather than the server's traceback.
