@@ -203,6 +203,27 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="print only the result")
     evaluate.set_defaults(handler=_evaluate)
 
+    watch = commands.add_parser(
+        "monitor", help="is the model ageing? drift signals per window of unlabelled, dated articles"
+    )
+    watch.add_argument("--model", help="model URI or folder (default: models:/news-classifier@champion)")
+    watch.add_argument(
+        "--data", required=True, help="articles to watch: JSON Lines, CSV or Parquet with text and date"
+    )
+    watch.add_argument("--by", default="month", help="window: month (default), week, or a number of articles")
+    watch.add_argument("--output", help="report folder (default: reports/monitor/<model>)")
+    watch.add_argument("--tracking-uri", help=TRACKING_HELP)
+    watch.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="name the columns of --data, e.g. --set data.date_column=published (data.* keys only)",
+    )
+    watch.add_argument("--quiet", action="store_true", help="print only the result")
+    watch.set_defaults(handler=_monitor)
+
     predict = commands.add_parser("predict", help="label articles with a trained model: one JSON object per article")
     predict.add_argument(
         "files", nargs="*", metavar="FILE", help="plain-text articles, one per file; '-' or none reads standard input"
@@ -431,6 +452,35 @@ def _evaluate(args: argparse.Namespace) -> int:
     if result.verdict:
         print(f"compared with {args.compare}: {result.verdict}")
     print(f"report: {result.report_dir / 'report.md'} (MLflow run {result.run_id})")
+    return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from newsclf.train.config import config_from_dict, load_config, parse_override
+    from newsclf.train.jobs.monitor import ALARM_PSI, run_monitor
+
+    overrides = dict(parse_override(item) for item in args.overrides)
+    if wrong := [key for key in overrides if not key.startswith("data.")]:
+        raise NewsclfError(f"--set {wrong[0]}: monitor reads data.* keys only (the columns of --data)")
+    data = {key.removeprefix("data."): value for key, value in overrides.items()}
+    data = config_from_dict({"name": "monitor", "data": data | {"source": os.path.abspath(args.data)}}).data
+    tracking = load_config("default").tracking
+    output, run_id, windows = run_monitor(
+        args.model or f"models:/{tracking.registered_model}@{tracking.champion_alias}",
+        data,
+        resolve_tracking_uri(args.tracking_uri),
+        args.by,
+        Path(args.output) if args.output else None,
+        _progress(args.quiet),
+    )
+    alarms = [window.window for window in windows if window.alarm]
+    print(
+        f"{len(windows)} windows; "
+        + (f"alarm (topic-mix PSI >= {ALARM_PSI}) in {', '.join(alarms)}" if alarms else "no alarm")
+        + f"; report: {output / 'monitor.md'} (MLflow run {run_id})"
+    )
     return 0
 
 

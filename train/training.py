@@ -324,6 +324,11 @@ def run(
         metadata = {"experiment": config.name, "run_id": run_id, "tone_labels": list(config.data.tone_labels)}
         fitted = feed.fit(metadata, clock.step)
         config = fitted.config
+        # What newsclf monitor compares each window's predicted topic mix against.
+        topics = Counter(fitted.training_labels["topic"])
+        mix = {topic: n / sum(topics.values()) for topic, n in sorted(topics.items())}
+        for model in {id(fitted.model): fitted.model, id(fitted.scored): fitted.scored}.values():
+            model.metadata["topic_mix"] = mix
         clock.step("evaluating on validation and test")
         metrics: dict[str, float] = {}
         evaluations: dict[str, Evaluation] = {}

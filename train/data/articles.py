@@ -60,6 +60,15 @@ class Articles:
         return (self.ids, self.texts, self.topics, self.tones, self.dates)
 
 
+@dataclass(frozen=True)
+class UnlabelledArticle:
+    """One article to watch: its id, text and ISO date (None where the data has none)."""
+
+    id: str
+    text: str
+    date: str | None
+
+
 @dataclass
 class LoadReport:
     """What loading did to the rows: skipped, dropped by label, removed as duplicates."""

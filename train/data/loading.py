@@ -14,7 +14,10 @@ from newsclf.train.data.articles import (
     DataError,
     LoadReport,
     Splits,
+    UnlabelledArticle,
+    checked_text,
     day_of,
+    iso_date,
     parse_row,
     require_columns,
     split_of,
@@ -194,3 +197,34 @@ def _deduplicate(articles: Articles, config: DedupConfig, report: LoadReport) ->
         if len(set(entry["topics"])) > 1 or len(set(entry["tones"])) > 1:
             report.conflicting_groups.append(entry)
     return found.keep
+
+
+def load_unlabelled(config: DataConfig) -> list[UnlabelledArticle]:
+    """Articles without labels (for monitoring): id, text (title first) and ISO date, through ``datasets``
+    as labelled data is read; ``config`` names the columns (its label columns are not read)."""
+    where = describe(config.source)
+    dataset = read_dataset(config.source, config.format, config.split_name)
+    columns = set(dataset.column_names)
+    if config.text_column not in columns:
+        raise DataError(
+            f"{where}: column {config.text_column!r} (data.text_column) not found; the data has {sorted(columns)}"
+        )
+
+    def column(name: str) -> list:
+        return dataset[name] if name and name in columns else [None] * len(dataset)
+
+    articles = []
+    for row, (item_id, title, body, date) in enumerate(
+        zip(
+            column(config.id_column),
+            column(config.title_column),
+            dataset[config.text_column],
+            column(config.date_column),
+        ),
+        start=1,
+    ):
+        item_id = str(item_id) if item_id is not None else f"row-{row}"
+        text = checked_text(title, body, config, f"{where}: row {row} (id {item_id})")
+        if text:
+            articles.append(UnlabelledArticle(item_id, text, iso_date(date)))
+    return articles

@@ -1,3 +1,3 @@
-"""What the CLI runs besides training: the model card, explanation pages, label audit, evaluation, cluster scoring."""
+"""What the CLI runs besides training: model card, explanation pages, audit, evaluation, monitoring, scoring."""
 
-__all__ = ["audit", "card", "evaluate", "pages", "score"]
+__all__ = ["audit", "card", "evaluate", "monitor", "pages", "score"]

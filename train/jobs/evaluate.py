@@ -101,10 +101,10 @@ def evaluate(
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     progress(f"loading {request.model}")
-    candidate = _resolve(request.model, client, tracking_uri)
+    candidate = resolve_model(request.model, client, tracking_uri)
     output = request.output or EVALUATION_REPORTS_DIR / candidate.slug
     _REPORT.check(output, tracking_uri, client)
-    reference = _resolve(request.compare, client, tracking_uri) if request.compare else None
+    reference = resolve_model(request.compare, client, tracking_uri) if request.compare else None
     training = run_config(client, candidate.run_id)
     articles, data_context, training_labels = _articles(
         request.data, training, client, candidate.run_id, request.data_overrides
@@ -117,7 +117,7 @@ def evaluate(
     evaluation.context = _context(candidate, reference, data_context)
 
     progress("writing the report and logging the MLflow run")
-    experiment_id = _experiment_id(client, candidate.run_id)
+    experiment_id = experiment_of(client, candidate.run_id)
     staging = _REPORT.new_staging(output)
     try:
         with (
@@ -136,7 +136,7 @@ def evaluate(
     return EvaluationResult(output, run.info.run_id, evaluation.summary_metrics(), verdict)
 
 
-def _resolve(uri: str, client, tracking_uri: str) -> _ModelRef:
+def resolve_model(uri: str, client, tracking_uri: str) -> _ModelRef:
     """Load a model and find what the tracking store knows about it (version, run, logged model)."""
     from mlflow.exceptions import MlflowException
 
@@ -239,7 +239,7 @@ def _context(candidate: _ModelRef, reference: _ModelRef | None, data: dict[str, 
     return context
 
 
-def _experiment_id(client, run_id: str | None) -> str:
+def experiment_of(client, run_id: str | None) -> str:
     """Evaluations sit in the experiment of the run that trained the model (the default one otherwise)."""
     if run_id:
         return client.get_run(run_id).info.experiment_id
