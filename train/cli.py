@@ -192,14 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--seed", type=int, default=0, help="seed of the bootstrap and the random baseline (default: 0)"
     )
-    evaluate.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="map the columns or labels of --data, e.g. --set data.topic_column=label (data.* keys only)",
-    )
+    _add_set(evaluate, "map the columns or labels of --data, e.g. --set data.topic_column=label (data.* keys only)")
     evaluate.add_argument("--quiet", action="store_true", help="print only the result")
     evaluate.set_defaults(handler=_evaluate)
 
@@ -213,14 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--by", default="month", help="window: month (default), week, or a number of articles")
     watch.add_argument("--output", help="report folder (default: reports/monitor/<model>)")
     watch.add_argument("--tracking-uri", help=TRACKING_HELP)
-    watch.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="name the columns of --data, e.g. --set data.date_column=published (data.* keys only)",
-    )
+    _add_set(watch, "name the columns of --data, e.g. --set data.date_column=published (data.* keys only)")
     watch.add_argument("--quiet", action="store_true", help="print only the result")
     watch.set_defaults(handler=_monitor)
 
@@ -308,6 +294,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_set(command: argparse.ArgumentParser, help: str) -> None:
+    """--set KEY=VALUE (repeatable), collected in ``args.overrides``."""
+    command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def positive_int(value: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
@@ -383,14 +374,7 @@ def _add_experiment_arguments(command: argparse.ArgumentParser, verb: str) -> No
         help=f"data to {verb} instead of the experiment's data.source: .jsonl, .csv, .parquet, "
         "a save_to_disk folder, or hub:owner/name[@rev]",
     )
-    command.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set topic.C=5 or --set features.word.ngram_range=[1,3]",
-    )
+    _add_set(command, "override one config value, e.g. --set topic.C=5 or --set features.word.ngram_range=[1,3]")
 
 
 def _experiment_config(args: argparse.Namespace):
