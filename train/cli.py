@@ -210,6 +210,28 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--quiet", action="store_true", help="print only the result")
     watch.set_defaults(handler=_monitor)
 
+    pick = commands.add_parser("select", help="the unlabelled articles most worth a label, with why each was chosen")
+    pick.add_argument("--model", help="model URI or folder (default: models:/news-classifier@champion)")
+    pick.add_argument(
+        "--data", required=True, help="unlabelled articles: JSON Lines, CSV or Parquet with a text column"
+    )
+    pick.add_argument("--budget", type=positive_int, required=True, help="how many articles to choose")
+    pick.add_argument("--output", required=True, help="JSON Lines file of the chosen articles, to label")
+    pick.add_argument(
+        "--strategy",
+        choices=["margin", "entropy", "random"],
+        default="margin",
+        help="uncertainty measure (default: margin)",
+    )
+    pick.add_argument(
+        "--by-topic", action="store_true", help="take the most uncertain of each predicted topic in turn"
+    )
+    pick.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default: 0)")
+    pick.add_argument("--tracking-uri", help=TRACKING_HELP)
+    _add_set(pick, "name the columns of --data, e.g. --set data.text_column=body (data.* keys only)")
+    pick.add_argument("--quiet", action="store_true", help="print only the result")
+    pick.set_defaults(handler=_select)
+
     predict = commands.add_parser("predict", help="label articles with a trained model: one JSON object per article")
     predict.add_argument(
         "files", nargs="*", metavar="FILE", help="plain-text articles, one per file; '-' or none reads standard input"
@@ -442,18 +464,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from newsclf.train.config import config_from_dict, load_config, parse_override
     from newsclf.train.jobs.monitor import ALARM_PSI, run_monitor
 
-    overrides = dict(parse_override(item) for item in args.overrides)
-    if wrong := [key for key in overrides if not key.startswith("data.")]:
-        raise NewsclfError(f"--set {wrong[0]}: monitor reads data.* keys only (the columns of --data)")
-    data = {key.removeprefix("data."): value for key, value in overrides.items()}
-    data = config_from_dict({"name": "monitor", "data": data | {"source": os.path.abspath(args.data)}}).data
-    tracking = load_config("default").tracking
     output, run_id, windows = run_monitor(
-        args.model or f"models:/{tracking.registered_model}@{tracking.champion_alias}",
-        data,
+        _model_or_champion(args.model),
+        _data_of(args),
         resolve_tracking_uri(args.tracking_uri),
         args.by,
         Path(args.output) if args.output else None,
@@ -466,6 +481,43 @@ def _monitor(args: argparse.Namespace) -> int:
         + f"; report: {output / 'monitor.md'} (MLflow run {run_id})"
     )
     return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from newsclf.train.jobs.select import run_select
+
+    chosen = run_select(
+        _model_or_champion(args.model),
+        _data_of(args),
+        args.budget,
+        args.output,
+        resolve_tracking_uri(args.tracking_uri),
+        args.strategy,
+        args.by_topic,
+        args.seed,
+        _progress(args.quiet),
+    )
+    print(f"chose {len(chosen)} article(s) to label ({args.strategy}); wrote {args.output}")
+    return 0
+
+
+def _data_of(args: argparse.Namespace):
+    """The DataConfig of --data with the data.* keys of --set (the columns of unlabelled articles)."""
+    from newsclf.train.config import config_from_dict, parse_override
+
+    overrides = dict(parse_override(item) for item in args.overrides)
+    if wrong := [key for key in overrides if not key.startswith("data.")]:
+        raise NewsclfError(f"--set {wrong[0]}: {args.command} reads data.* keys only (the columns of --data)")
+    data = {key.removeprefix("data."): value for key, value in overrides.items()}
+    return config_from_dict({"name": args.command, "data": data | {"source": os.path.abspath(args.data)}}).data
+
+
+def _model_or_champion(model: str | None) -> str:
+    """--model, or the default experiment's champion."""
+    from newsclf.train.config import load_config
+
+    tracking = load_config("default").tracking
+    return model or f"models:/{tracking.registered_model}@{tracking.champion_alias}"
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -1,3 +1,3 @@
-"""What the CLI runs besides training: model card, explanation pages, audit, evaluation, monitoring, scoring."""
+"""What the CLI runs besides training: card, explanation pages, audit, evaluation, monitoring, selection, scoring."""
 
-__all__ = ["audit", "card", "evaluate", "monitor", "pages", "score"]
+__all__ = ["audit", "card", "evaluate", "monitor", "pages", "score", "select"]
