@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from sklearn.base import clone
 
 from newsclf.cleaning import ArticleCleaner
@@ -78,6 +79,7 @@ def test_real_seed_article_loses_its_repeats(shared_path):
     assert sum(p.startswith("Russia Escalates Offensive") for p in paragraphs) == 1
 
 
+@pytest.mark.slow  # a process of its own, given 30 s
 def test_a_long_capitalised_line_after_by_is_cleaned_in_linear_time():
     # A byline pattern that backtracks would take hours here; run it apart so a regression fails, not hangs.
     script = (

@@ -38,6 +38,7 @@ def test_sgd_logistic_takes_alpha_and_the_seed():
     )
 
 
+@pytest.mark.slow  # starts worker processes
 def test_fitting_with_workers_gives_the_same_model_and_leaves_it_single_process():
     rows = corpus_slice(6)
     texts, topics = [row["text"] for row in rows], [row["topic"] for row in rows]
