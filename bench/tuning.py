@@ -5,7 +5,7 @@ a few config keys (dotted, as for ``newsclf train --set``) over a small grid aro
 candidate so far, so later stages refine what earlier ones found. Every candidate is fitted and
 scored on each rolling-origin fold (train.rolling: by default fit <= 2014 -> score 2015, <= 2015 ->
 2016, <= 2016 -> 2017), ranked by its mean score with the fold spread shown, and the candidate kept
-is the one :func:`train.rolling.choose` keeps: among those level with the best mean within the
+is the one :func:`newsclf.train.fit.rolling.choose` keeps: among those level with the best mean within the
 spread of their fold-by-fold gaps, the narrowest (fewest features its classifiers read, which
 prediction cost and artifact size grow with). The selection never sees a test set.
 

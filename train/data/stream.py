@@ -138,7 +138,7 @@ def _broken(line: bytes) -> str:
         return ""
     try:
         value = json.loads(line)
-    except UnicodeDecodeError:  # not UTF-8: train.sources names such a line itself
+    except UnicodeDecodeError:  # not UTF-8: newsclf.train.data.sources names such a line itself
         return ""
     except ValueError as exc:
         return f"is not valid JSON ({exc.msg})"
@@ -411,7 +411,7 @@ def _place(place: tuple[str, int]) -> str:
 
 def _stratified_splits(topics: np.ndarray, keep: np.ndarray, config: ExperimentConfig) -> np.ndarray:
     """Split codes of the kept articles, stratified by topic as in-memory training splits them
-    (train.data.split_indices on the same articles gives the same split); removed copies DROPPED.
+    (newsclf.train.data.loading.split_indices on the same articles gives the same split); removed copies DROPPED.
 
     A copy is removed before splitting, so a duplicate group is in one split only (its first article's).
     """

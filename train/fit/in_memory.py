@@ -101,7 +101,7 @@ def search(
     """Fit every grid candidate on train, score it on validation in a nested run; return the best and its model.
 
     Candidates are fitted through joblib: one after another here, or all at once on the Dask cluster that
-    ``newsclf train --cluster`` opens (train.cluster). Either way each nested run is logged from this process.
+    ``newsclf train --cluster`` opens (newsclf.train.cluster). Either way each nested run is logged from this process.
     """
     import joblib
     import mlflow

@@ -207,7 +207,7 @@ def out_of_sample_probabilities(
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
     """Per task: its labels, the positions of the articles that carry one, and for each of those the
-    probabilities of a model fitted (by :func:`train.training.fit_model`) on the other folds.
+    probabilities of a model fitted (by :func:`newsclf.train.fit.in_memory.fit_model`) on the other folds.
 
     Folds are stratified by topic and never split a group (equal ``groups`` values).
     """

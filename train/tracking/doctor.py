@@ -1,8 +1,8 @@
 """``newsclf doctor``: what a killed or failed training left behind in a tracking store, and its repair.
 
 Two things can be left: runs still RUNNING whose process is gone (kill -9, a lost machine; see
-:func:`train.tracking.stale_runs`), and registered versions that never completed registering (see
-:func:`train.registry.register`). Neither is ever promoted; the doctor names them and, asked to,
+:func:`newsclf.train.tracking.runs.stale_runs`), and registered versions that never completed registering (see
+:func:`newsclf.train.tracking.registry.register`). Neither is ever promoted; the doctor names them and, asked to,
 marks the runs KILLED and deletes the versions.
 """
 
