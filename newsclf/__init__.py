@@ -11,8 +11,20 @@ what a logged MLflow model bundles, so it imports only scikit-learn, NumPy, SciP
     model.paragraph_tones(article)   # the tone of each paragraph after cleaning
 """
 
+from typing import Any
+
 from newsclf.errors import ModelFormatError, NewsclfError
-from newsclf.loading import load_model
-from newsclf.model import NewsClassifier
 
 __all__ = ["ModelFormatError", "NewsClassifier", "NewsclfError", "load_model"]
+
+_HOMES = {"load_model": "newsclf.loading", "NewsClassifier": "newsclf.model"}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when first asked for: scikit-learn takes a second or two to import, which `newsclf --help`
+    # and every command that fails on its arguments would otherwise wait for.
+    if name not in _HOMES:
+        raise AttributeError(f"module 'newsclf' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_HOMES[name]), name)
