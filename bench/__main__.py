@@ -1,7 +1,8 @@
 """``python -m bench``: the research commands, run from the project folder.
 
 ``run`` benchmarks ours against its peers on the real news, ``tune`` runs a staged tuning plan over
-rolling-origin CEP folds, ``serving`` times a model's load, latency and throughput. Errors a user can
+rolling-origin CEP folds, ``serving`` times a model's load, latency and throughput, ``labelling``
+measures newsclf select's strategies in a prequential loop. Errors a user can
 fix are one line ``bench: error: ...`` with exit code 2, as for ``newsclf``.
 """
 
@@ -132,6 +133,24 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Markdown page, a .json beside it (default: {REPORTS}/audit.md; bench/audit.md to update it)",
     )
     audit.set_defaults(handler=_audit)
+
+    labelling = commands.add_parser(
+        "labelling", help="which articles to label: newsclf select's strategies in a prequential loop on CEP"
+    )
+    labelling.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
+    labelling.add_argument("--experiment", default="cep-fast", help="experiment refit each month (default: cep-fast)")
+    labelling.add_argument(
+        "--since", default="2013-01-01", help="first day of the seed articles (default: 2013-01-01)"
+    )
+    labelling.add_argument("--start", default="2015-01", help="first month predicted and labelled (default: 2015-01)")
+    labelling.add_argument("--end", default="2016-12", help="last month (default: 2016-12)")
+    labelling.add_argument("--budget", type=positive_int, default=100, help="labels a month (default: 100)")
+    labelling.add_argument(
+        "--output",
+        default=f"{REPORTS}/labelling.md",
+        help=f"Markdown page, a .json beside it (default: {REPORTS}/labelling.md; bench/labelling.md to update it)",
+    )
+    labelling.set_defaults(handler=_labelling)
     return parser
 
 
@@ -285,6 +304,37 @@ def _audit(args: argparse.Namespace) -> int:
         f"full audit {results['full_audit']['seconds']:.0f} s, {results['full_audit']['peak_memory_mb']:.0f} MB; "
         f"written to {output}"
     )
+    return 0
+
+
+def _labelling(args: argparse.Namespace) -> int:
+    import json
+    import platform
+    from datetime import datetime
+    from pathlib import Path
+
+    import sklearn
+
+    from bench.datasets import cep_articles
+    from bench.labelling import labelling_benchmark, labelling_page
+    from newsclf.train.config import load_config
+    from newsclf.train.tracking.runs import git_commit
+
+    config = load_config(args.experiment)
+    results = labelling_benchmark(
+        cep_articles(Path(args.data)), config, args.since, args.start, args.end, args.budget, _progress
+    )
+    about = {
+        "command": f"`python -m bench labelling --data {args.data} --experiment {args.experiment} "
+        f"--since {args.since} --start {args.start} --end {args.end} --budget {args.budget}`",
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}",
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(labelling_page(results, about), encoding="utf-8")
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"written to {output}")
     return 0
 
 
