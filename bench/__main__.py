@@ -272,7 +272,6 @@ def _serving(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    import json
     import platform
     from datetime import datetime
     from pathlib import Path
@@ -294,10 +293,7 @@ def _audit(args: argparse.Namespace) -> int:
         "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}, "
         f"cleanlab {cleanlab.__version__}",
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(audit_page(results, about), encoding="utf-8")
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    output = _write_page(Path(args.output), audit_page(results, about), results)
     planted = results["planted"]
     print(
         f"planted flips: precision {planted['precision']:.3f}, recall {planted['recall']:.3f}; "
@@ -308,7 +304,6 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _labelling(args: argparse.Namespace) -> int:
-    import json
     import platform
     from datetime import datetime
     from pathlib import Path
@@ -330,12 +325,19 @@ def _labelling(args: argparse.Namespace) -> int:
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}",
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(labelling_page(results, about), encoding="utf-8")
-    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    output = _write_page(Path(args.output), labelling_page(results, about), results)
     print(f"written to {output}")
     return 0
+
+
+def _write_page(output, page: str, results: dict):
+    """``page`` at ``output`` and ``results`` as JSON beside it; returns ``output``."""
+    import json
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return output
 
 
 def _fasttext_grid(epochs: list[int] | None, rates: list[float] | None) -> dict[str, tuple]:
