@@ -47,6 +47,7 @@ def test_a_window_of_one_topic_raises_the_alarm_and_a_window_like_training_does_
     assert 0 < january.topic_confidence <= 1 and 0 <= january.unseen_word_share < 1
 
 
+@pytest.mark.slow  # end to end through the CLI and a tracking store
 def test_monitor_through_the_cli_writes_its_report_and_one_step_per_window(trained_store, tmp_path, capsys):
     _, uri, _ = trained_store
     rows = [

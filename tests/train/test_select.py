@@ -53,6 +53,7 @@ def test_bad_requests_are_one_line(small_model):
         choose(small_model, [], 3)
 
 
+@pytest.mark.slow  # end to end through the CLI
 def test_select_through_the_cli_writes_lines_to_label(small_model_folder, tmp_path, capsys):
     data = write_jsonl(tmp_path / "new.jsonl", [{"id": i["id"], "text": i["text"]} for i in corpus_slice(2)])
     output = tmp_path / "to_label.jsonl"
