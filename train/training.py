@@ -190,13 +190,13 @@ class _Streamed(_Feed):
         config = self.config
         free_large_blocks_at_once()
         remove_stale_scratch()
-        self.state = None
+        self.state, resumed = None, None
         if self.resume:
             from mlflow.tracking import MlflowClient
 
             client = MlflowClient(self.tracking_uri)
             # run() has just ended this experiment's runs whose process is gone: one still running is alive.
-            resumed = client.get_run(self.resume) if _exists(client, self.resume) else None
+            resumed = _run_or_none(client, self.resume)
             if resumed is not None and resumed.info.status == "RUNNING":
                 raise StreamingError(
                     f"run {self.resume} is still running (process {resumed.data.tags.get(PID_TAG, '?')}); "
@@ -206,10 +206,8 @@ class _Streamed(_Feed):
         step("scanning the data: checking rows, de-duplicating, assigning splits")
         self.scanned: Scan = scan(config, step)
         report = self.scanned.report
-        if self.resume:
-            from mlflow.tracking import MlflowClient
-
-            trained_on = MlflowClient(self.tracking_uri).get_run(self.resume).data.tags.get("data_fingerprint")
+        if resumed is not None:
+            trained_on = resumed.data.tags.get("data_fingerprint")
             if trained_on and trained_on != report.fingerprint:
                 raise StreamingError(
                     f"run {self.resume} trained on other data than {report.source} holds now (SHA-256 "
@@ -277,14 +275,13 @@ class _Streamed(_Feed):
         )
 
 
-def _exists(client, run_id: str) -> bool:
+def _run_or_none(client, run_id: str):
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_run(run_id)
+        return client.get_run(run_id)
     except MlflowException:
-        return False  # resumed_state says so in its own words
-    return True
+        return None  # resumed_state says so in its own words
 
 
 def run(

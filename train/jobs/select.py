@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from newsclf.batch import write_jsonl
+from newsclf.batch import check_output, write_jsonl
 from newsclf.errors import NewsclfError
 from newsclf.folder import TONE_APPLIES
 from newsclf.model import NewsClassifier
@@ -141,12 +141,10 @@ def run_select(
 ) -> list[Choice]:
     """Choose from the unlabelled articles of ``data`` and write them to ``output`` (JSON Lines,
     replaced only when complete); the model, the data and the output are checked first."""
-    from newsclf.batch import check_output
+    from mlflow.tracking import MlflowClient
 
     check_output(output)
     connect(tracking_uri)
-    from mlflow.tracking import MlflowClient
-
     progress(f"loading {model_uri}")
     model = resolve_model(model_uri, MlflowClient(tracking_uri), tracking_uri).model
     articles = load_unlabelled(data)
