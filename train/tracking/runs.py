@@ -443,13 +443,17 @@ def use_experiment(name: str, description: str) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    experiment = mlflow.set_experiment(name)
-    client = MlflowClient()
-    for key, value in _EXPERIMENT_KIND.items():
-        if experiment.tags.get(key) != value:
-            client.set_experiment_tag(experiment.experiment_id, key, value)
-    if not experiment.tags.get("mlflow.note.content"):
-        client.set_experiment_tag(experiment.experiment_id, "mlflow.note.content", description)
+    # Two trainings starting together on one SQLite file both inserted the same new tag (a UNIQUE
+    # constraint failure killed one), so creating and tagging happen under a lock.
+    tracking_uri = mlflow.get_tracking_uri()
+    with store_lock(tracking_uri, "experiment", f"another process has been creating experiment {name!r}"):
+        experiment = mlflow.set_experiment(name)
+        client = MlflowClient()
+        for key, value in _EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+        if not experiment.tags.get("mlflow.note.content"):
+            client.set_experiment_tag(experiment.experiment_id, "mlflow.note.content", description)
     return experiment.experiment_id
 
 
