@@ -156,6 +156,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--tracking-uri", help=TRACKING_HELP)
     train.add_argument("--quiet", action="store_true", help="print only the result")
     train.add_argument(
+        "--add-labels",
+        nargs="+",
+        metavar="FILE",
+        help="labelled files (newsclf select's output with topic and tone added) to train on as well: new ids "
+        "join the train split, known ids are corrections",
+    )
+    train.add_argument(
+        "--recent",
+        metavar="FILE",
+        help="the newest labelled window, kept out of --add-labels: promote only if significantly better on it "
+        "and not significantly worse on the reference",
+    )
+    train.add_argument(
         "--resume",
         metavar="RUN_ID",
         help='continue a killed streaming run ([fit] mode = "streaming") from its last checkpoint, in the same run',
@@ -406,6 +419,10 @@ def _experiment_config(args: argparse.Namespace):
     overrides = dict(parse_override(item) for item in args.overrides)
     if args.data:
         overrides["data.source"] = args.data if args.data.startswith("hub:") else os.path.abspath(args.data)
+    if getattr(args, "add_labels", None):
+        overrides["data.added_labels"] = [os.path.abspath(path) for path in args.add_labels]
+    if getattr(args, "recent", None):
+        overrides["tracking.recent_data"] = os.path.abspath(args.recent)
     return load_config(args.experiment, overrides)
 
 

@@ -74,6 +74,9 @@ class DataConfig:
     corrections: str = ""
     label_issues: str = ""
     exclude_label_issues: float = 0.0
+    # New labels (`newsclf select`'s file, labelled; train/data/added.py): new ids join the train
+    # split after splitting, ids the data already has are corrections.
+    added_labels: tuple[str, ...] = ()
 
     def __post_init__(self):
         from newsclf.train.data.sources import FORMATS
@@ -195,14 +198,17 @@ class TrackingConfig:
 
     ``reference_data`` names the labelled articles promotion compares a new version and the
     champion on; empty (the default) means the champion's own validation split, rebuilt from its
-    training run. The names follow MLflow's rules, checked here so that a bad one fails before
-    the data is read, not after the fit.
+    training run. ``recent_data`` names the newest labelled window, which no version trained on:
+    when set, a version is promoted only if it is significantly better there and not
+    significantly worse on the reference (the gate after ``--add-labels``). The names follow
+    MLflow's rules, checked here so that a bad one fails before the data is read, not after the fit.
     """
 
     experiment: str = "news-classifier"
     registered_model: str = "news-classifier"
     champion_alias: str = "champion"
     reference_data: str = ""
+    recent_data: str = ""
 
     def __post_init__(self):
         for name in ("experiment", "registered_model", "champion_alias"):
@@ -360,8 +366,8 @@ def _require_read_settings(config: ExperimentConfig) -> None:
     its default), naming the key: it would otherwise be logged as if it had shaped the model."""
     streaming = config.fit.mode == "streaming"
     if streaming:
-        for key in ("corrections", "label_issues"):
-            if str(getattr(config.data, key)).strip():
+        for key in ("corrections", "label_issues", "added_labels"):
+            if getattr(config.data, key):
                 raise ValueError(
                     f"data.{key} is applied by in-memory loading only; train in memory "
                     "(fit.mode = 'in_memory') or apply it to the data first"
@@ -400,10 +406,10 @@ def load_config(
     """Load an experiment by name (``default``) or TOML path and apply dotted-key overrides.
 
     Paths in the file (``data.source``, ``data.corrections``, ``data.label_issues``,
-    ``tracking.reference_data``) are resolved against the file's folder, so an experiment reads the
-    same data from wherever it runs. Raises :class:`ConfigError` naming the file and key for anything
-    unknown or invalid in the file, and ``overrides_from`` (the flag or plan that gave them) for the
-    overrides.
+    ``data.added_labels``, ``tracking.reference_data``, ``tracking.recent_data``) are resolved
+    against the file's folder, so an experiment reads the same data from wherever it runs. Raises
+    :class:`ConfigError` naming the file and key for anything unknown or invalid in the file, and
+    ``overrides_from`` (the flag or plan that gave them) for the overrides.
     """
     path = resolve_experiment(experiment)
     try:
@@ -425,16 +431,29 @@ def with_overrides(config: ExperimentConfig, overrides: dict[str, Any], source: 
 
 
 # Keys whose values are paths: relative ones in an experiment file are relative to the file.
-_PATH_KEYS = (("data", "source"), ("data", "corrections"), ("data", "label_issues"), ("tracking", "reference_data"))
+_PATH_KEYS = (
+    ("data", "source"),
+    ("data", "corrections"),
+    ("data", "label_issues"),
+    ("data", "added_labels"),
+    ("tracking", "reference_data"),
+    ("tracking", "recent_data"),
+)
 
 
 def _resolve_paths(raw: dict[str, Any], folder: Path) -> None:
     for section, key in _PATH_KEYS:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
-        if not isinstance(value, str) or not value.strip() or value == "corpus" or value.startswith("hub:"):
-            continue
-        if not Path(value).expanduser().is_absolute():
-            raw[section][key] = str((folder / value).resolve())
+        if isinstance(value, list):
+            raw[section][key] = [_resolved(item, folder) for item in value]
+        elif isinstance(value, str):
+            raw[section][key] = _resolved(value, folder)
+
+
+def _resolved(value: Any, folder: Path) -> Any:
+    if not isinstance(value, str) or not value.strip() or value == "corpus" or value.startswith("hub:"):
+        return value
+    return value if Path(value).expanduser().is_absolute() else str((folder / value).resolve())
 
 
 def resolve_experiment(experiment: str | Path) -> Path:

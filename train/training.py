@@ -393,6 +393,8 @@ def log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: s
 
     if promotion.comparison is not None:
         mlflow.log_metrics(promotion.comparison.flat_metrics("promotion"))
+    if promotion.recent is not None:
+        mlflow.log_metrics(promotion.recent.flat_metrics("promotion_recent"))
     verdict = {"promotion_verdict": promotion.verdict, "promotion_reason": promotion.reason}
     mlflow.set_tags(verdict | ({"promotion_reference": promotion.reference} if promotion.reference else {}))
     client = MlflowClient(tracking_uri)

@@ -72,3 +72,27 @@ def test_only_complete_versions_count_as_champion():
     # Versions registered before the tag existed are complete when they carry their validation score.
     assert is_complete(SimpleNamespace(tags={"validation_score": "0.9"}))
     assert not is_complete(SimpleNamespace(tags={}))
+
+
+@pytest.mark.slow
+def test_after_new_labels_the_gate_judges_on_the_newest_window_and_the_old_reference(tmp_path):
+    config, uri, _ = train_into_new_store(tmp_path)
+    fresh = [item for item in corpus_slice(22) if item not in corpus_slice(10)]
+    added = write_jsonl(tmp_path / "added.jsonl", fresh[::2])
+    recent = write_jsonl(tmp_path / "recent.jsonl", fresh[1::2])
+    gated = {"tracking": {"recent_data": str(recent)}}
+    second = train(small_config(config.data.source, data={"added_labels": [str(added)]}, **gated), uri)
+    on_recent, on_reference = second.promotion_reason.split("; ")
+    assert f"on {len(fresh[1::2])} recent articles of tracking.recent_data {recent} (score" in on_recent
+    assert "validation articles of version 1" in on_reference
+    metrics = MlflowClient(uri).get_run(second.run_id).data.metrics
+    assert {"promotion_recent/candidate_score", "promotion/candidate_score"} <= set(metrics)
+    better_there = metrics["promotion_recent/p_value"] < 0.05 and metrics["promotion_recent/difference"] > 0
+    worse_before = metrics["promotion/p_value"] < 0.05 and metrics["promotion/difference"] < 0
+    assert second.promoted == (better_there and not worse_before)
+    version = MlflowClient(uri).get_model_version("test-model", second.version)
+    assert version.tags["promotion_reason"] == second.promotion_reason
+    # The newest window among the added labels: the gate cannot judge on what the candidate learnt.
+    both = {"added_labels": [str(added), str(recent)]}
+    third = train(small_config(config.data.source, data=both, **gated), uri)
+    assert not third.promoted and "keep the newest labelled window out of --add-labels" in third.promotion_reason

@@ -1,3 +1,3 @@
-"""Reading labelled articles: sources, row rules, in-memory loading, the streamed reader, review, de-duplication."""
+"""Reading labelled articles: sources, row rules, loading, the streamed reader, review, new labels, dedup."""
 
-__all__ = ["articles", "corrections", "dedup", "loading", "sources", "stream", "streaming_dedup"]
+__all__ = ["added", "articles", "corrections", "dedup", "loading", "sources", "stream", "streaming_dedup"]

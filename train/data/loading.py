@@ -8,6 +8,7 @@ from pathlib import Path
 
 from newsclf._files import sha256_file
 from newsclf.train.config import DataConfig, DedupConfig, SplitConfig
+from newsclf.train.data.added import add_labels
 from newsclf.train.data.articles import (
     SPLIT_NAMES,
     Articles,
@@ -124,7 +125,10 @@ def load_splits(
         train, validation, test = _split_by_column(articles, split_values, split.column, report.source)
     else:
         train, validation, test = split_articles(articles, split, seed)
-    return Splits(train, validation, test, report, has_tone=bool(data.tone_column))
+    splits = Splits(train, validation, test, report, has_tone=bool(data.tone_column))
+    if data.added_labels:
+        splits = add_labels(splits, data)
+    return splits
 
 
 def split_articles(articles: Articles, config: SplitConfig, seed: int) -> tuple[Articles, Articles, Articles]:

@@ -43,6 +43,8 @@ class Promotion:
     champion_version: str | None = None
     reference: str = ""
     comparison: Comparison | None = None
+    # On tracking.recent_data, when the experiment names it: the gate after new labels.
+    recent: Comparison | None = None
 
 
 def promote(
@@ -82,14 +84,56 @@ def _judge(client, candidate: NewsClassifier, splits: Splits, config: Experiment
     if overlap:
         reason = f"the candidate trained on {overlap} of the {len(reference)} reference articles ({description})"
         return Promotion(False, NOT_COMPARED, reason + "; it cannot be judged fairly on them", champion_version)
+    recent, recent_description, problem = _recent(config, splits)
+    if problem:
+        return Promotion(False, NOT_COMPARED, problem, champion_version, description)
     reigning = load_model(f"models:/{champion.name}/{champion_version}", tracking_uri)
     comparison = compare_models(reigning, candidate, reference, seed=config.seed)
-    promoted = comparison.verdict == BETTER
-    reason = (
-        f"{_COMPARED[comparison.verdict]} version {champion_version} on {len(reference)} {description} "
+    reason = _said(comparison, champion_version, len(reference), description)
+    if recent is None:
+        return Promotion(
+            comparison.verdict == BETTER, comparison.verdict, reason, champion_version, description, comparison
+        )
+    on_recent = compare_models(reigning, candidate, recent, seed=config.seed)
+    # The gate after new labels: better where the news is now, and no worse where it was.
+    promoted = on_recent.verdict == BETTER and comparison.verdict != WORSE
+    verdict = WORSE if comparison.verdict == WORSE else on_recent.verdict
+    reason = f"{_said(on_recent, champion_version, len(recent), recent_description)}; {reason}"
+    return Promotion(promoted, verdict, reason, champion_version, description, comparison, on_recent)
+
+
+def _said(comparison: Comparison, champion_version: str, articles: int, description: str) -> str:
+    return (
+        f"{_COMPARED[comparison.verdict]} version {champion_version} on {articles} {description} "
         f"(score {comparison.candidate_score:.4f} vs {comparison.reference_score:.4f}, p = {comparison.p_value:.3g})"
     )
-    return Promotion(promoted, comparison.verdict, reason, champion_version, description, comparison)
+
+
+def _recent(config: ExperimentConfig, splits: Splits) -> tuple[Articles | None, str, str]:
+    """The newest labelled window (``tracking.recent_data``), what it is, and why it cannot be used
+    (empty when it can); None when the experiment names none."""
+    source = config.tracking.recent_data
+    if not source:
+        return None, "", ""
+    description = f"recent articles of tracking.recent_data {source}"
+    data = dataclasses.replace(
+        config.data, source=source, corrections="", label_issues="", exclude_label_issues=0.0, added_labels=()
+    )
+    try:
+        recent, _, _ = load_articles(data, tone_optional=True)
+    except DataError as exc:
+        return None, description, f"the recent data cannot be read ({exc})"
+    overlap = len(set(recent.texts) & set(splits.train.texts))
+    if overlap:
+        return (
+            None,
+            description,
+            (
+                f"the candidate trained on {overlap} of the {len(recent)} {description}; keep the newest labelled "
+                "window out of --add-labels so the gate can judge on it"
+            ),
+        )
+    return recent, description, ""
 
 
 def _reference(client, config: ExperimentConfig, splits: Splits, champion) -> tuple[Articles, str, str]:

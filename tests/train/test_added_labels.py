@@ -1,0 +1,98 @@
+"""New labels folded into training: new ids join train, known ids are corrections, bad lines refused."""
+
+import dataclasses
+
+import pytest
+
+from newsclf.train.config import ConfigError, config_from_dict, flatten, load_config
+from newsclf.train.data.articles import DataError
+from newsclf.train.data.loading import load_splits
+from newsclf.train.tracking.runs import config_from_params
+from tests.helpers import corpus_slice, small_config, write_jsonl
+
+
+TOPIC = load_config("default").data.topic_labels[0]
+
+
+@pytest.fixture
+def base(tmp_path):
+    return small_config(write_jsonl(tmp_path / "small.jsonl", corpus_slice(10)))
+
+
+def _splits(config, *files):
+    data = dataclasses.replace(config.data, added_labels=tuple(str(f) for f in files))
+    return load_splits(data, config.split, config.dedup, config.seed)
+
+
+def _new_articles(count: int) -> list[dict]:
+    fresh = [item for item in corpus_slice(14) if item not in corpus_slice(10)][:count]
+    return [item | {"id": f"new-{n}"} for n, item in enumerate(fresh)]
+
+
+def test_new_ids_join_train_and_leave_validation_and_test_as_they_were(base, tmp_path):
+    before = _splits(base)
+    labels = write_jsonl(tmp_path / "labels.jsonl", _new_articles(6))
+    after = _splits(base, labels)
+    assert after.train.ids == before.train.ids + [f"new-{n}" for n in range(6)]
+    assert (after.validation, after.test) == (before.validation, before.test)
+    added = after.summary()["added_labels"]
+    assert added["new_articles"] == 6 and added["corrections"] == {} and str(labels) in added["files"]
+
+
+def test_a_known_id_is_a_correction_wherever_it_sits_and_is_counted(base, tmp_path):
+    before = _splits(base)
+    in_train, in_test = before.train.ids[0], before.test.ids[0]
+    other = next(t for t in base.data.topic_labels if t != before.test.topics[0])
+    same_topic = before.train.topics[0]
+    rows = [
+        {"id": in_train, "topic": same_topic, "tone": before.train.tones[0]},  # no text: a correction
+        {"id": in_test, "topic": other},  # no tone given: the data's tone stays
+    ]
+    after = _splits(base, write_jsonl(tmp_path / "labels.jsonl", rows))
+    assert after.test.topics[0] == other and after.test.tones[0] == before.test.tones[0]
+    assert len(after.train) == len(before.train)
+    added = after.summary()["added_labels"]
+    assert added["corrections"] == {"test": 1} and added["unchanged"] == 1 and added["new_articles"] == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            {"id": "nowhere", "topic": "politics_elections"},
+            "line 2 (id nowhere): id 'nowhere' is not in the training",
+        ),
+        ({"id": "x", "text": "Envoys met.", "topic": "gardening"}, "line 2 (id x): topic 'gardening' is not in"),
+        ({"id": "x", "text": "Envoys met.", "topic": TOPIC, "tone": "loud"}, "line 2 (id x): tone 'loud' is not in"),
+        ({"text": "Envoys met.", "topic": TOPIC}, "line 2: no 'id'"),
+        ({"id": "new-0", "text": "Envoys met.", "topic": TOPIC}, "line 2: id 'new-0' was already"),
+    ],
+)
+def test_a_bad_line_is_refused_naming_it_before_anything_is_trained(base, tmp_path, row, message):
+    labels = write_jsonl(tmp_path / "labels.jsonl", _new_articles(1) + [row])
+    with pytest.raises(DataError, match="labels.jsonl: " + message.replace("(", r"\(").replace(")", r"\)")):
+        _splits(base, labels)
+
+
+def test_a_file_without_the_label_columns_is_refused(base, tmp_path):
+    labels = write_jsonl(tmp_path / "to_label.jsonl", [{"id": "a", "text": "Envoys met.", "guess": {}}])
+    with pytest.raises(DataError, match="added labels need the columns 'id' and 'topic'"):
+        _splits(base, labels)
+
+
+def test_streaming_refuses_added_labels_in_one_line():
+    with pytest.raises(ConfigError, match="data.added_labels is applied by in-memory loading only"):
+        config_from_dict({"name": "update", "fit": {"mode": "streaming"}, "data": {"added_labels": ["labels.jsonl"]}})
+
+
+def test_added_label_paths_in_an_experiment_file_are_relative_to_it(tmp_path):
+    (tmp_path / "update.toml").write_text(
+        'name = "update"\n[data]\nadded_labels = ["labels/june.jsonl"]\n[tracking]\nrecent_data = "labels/july.jsonl"\n',
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "update.toml")
+    assert config.data.added_labels == (str(tmp_path / "labels" / "june.jsonl"),)
+    assert config.tracking.recent_data == str(tmp_path / "labels" / "july.jsonl")
+    params = {key: str(value) for key, value in flatten(config).items()}
+    # Promotion rebuilds the champion's splits from its run's params.
+    assert config_from_params(params, "run of update").data == config.data
