@@ -10,7 +10,6 @@ from newsclf.train.data.loading import load_splits
 from newsclf.train.tracking.runs import config_from_params
 from tests.helpers import corpus_slice, small_config, write_jsonl
 
-
 TOPIC = load_config("default").data.topic_labels[0]
 
 
