@@ -86,7 +86,8 @@ def test_streaming_refuses_added_labels_in_one_line():
 
 def test_added_label_paths_in_an_experiment_file_are_relative_to_it(tmp_path):
     (tmp_path / "update.toml").write_text(
-        'name = "update"\n[data]\nadded_labels = ["labels/june.jsonl"]\n[tracking]\nrecent_data = "labels/july.jsonl"\n',
+        'name = "update"\n[data]\nadded_labels = ["labels/june.jsonl"]\n'
+        '[tracking]\nrecent_data = "labels/july.jsonl"\n',
         encoding="utf-8",
     )
     config = load_config(tmp_path / "update.toml")
