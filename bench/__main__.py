@@ -1,8 +1,8 @@
 """``python -m bench``: the research commands, run from the project folder.
 
 ``run`` benchmarks ours against its peers on the real news, ``tune`` runs a staged tuning plan over
-rolling-origin CEP folds, ``serving`` times a model's load, latency and throughput, ``labelling``
-measures newsclf select's strategies in a prequential loop. Errors a user can
+rolling-origin CEP folds, ``serving`` times a model's load, latency and throughput, ``loop``
+measures the loop that keeps a model current (monitor, select, update, gate). Errors a user can
 fix are one line ``bench: error: ...`` with exit code 2, as for ``newsclf``.
 """
 
@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import UTC
 
+from newsclf.errors import NewsclfError
 from newsclf.train.cli import TRACKING_HELP, positive_int, resolve_tracking_uri, run_command
 from newsclf.train.paths import DEFAULT_MODEL_URI
 
@@ -134,23 +135,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.set_defaults(handler=_audit)
 
-    labelling = commands.add_parser(
-        "labelling", help="which articles to label: newsclf select's strategies in a prequential loop on CEP"
+    loop = commands.add_parser(
+        "loop", help="the loop that keeps a model current (monitor, select, update, gate), month by month"
     )
-    labelling.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
-    labelling.add_argument("--experiment", default="cep-fast", help="experiment refit each month (default: cep-fast)")
-    labelling.add_argument(
-        "--since", default="2013-01-01", help="first day of the seed articles (default: 2013-01-01)"
+    loop.add_argument(
+        "--data", required=True, help="one dated, labelled file (e.g. ../shared/data/cep/cep-2010-2017.jsonl)"
     )
-    labelling.add_argument("--start", default="2015-01", help="first month predicted and labelled (default: 2015-01)")
-    labelling.add_argument("--end", default="2016-12", help="last month (default: 2016-12)")
-    labelling.add_argument("--budget", type=positive_int, default=100, help="labels a month (default: 100)")
-    labelling.add_argument(
-        "--output",
-        default=f"{REPORTS}/labelling.md",
-        help=f"Markdown page, a .json beside it (default: {REPORTS}/labelling.md; bench/labelling.md to update it)",
+    loop.add_argument("--experiment", default="cep-fast", help="experiment each update fits (default: cep-fast)")
+    loop.add_argument("--start", default="2015-01", help="first month predicted and labelled (default: 2015-01)")
+    loop.add_argument("--end", default="9999-12", help="last month (default: the data's last)")
+    loop.add_argument("--since", default="", help="first day of the training articles (default: all before --start)")
+    loop.add_argument("--budget", type=positive_int, default=100, help="labels a month (default: 100)")
+    loop.add_argument(
+        "--output", default=f"{REPORTS}/loop", help=f"folder for loop.md and loop.json (default: {REPORTS}/loop)"
     )
-    labelling.set_defaults(handler=_labelling)
+    loop.add_argument("--tracking-uri", help="log one MLflow run per strategy to this store (default: none)")
+    loop.set_defaults(handler=_loop)
     return parser
 
 
@@ -303,30 +303,38 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelling(args: argparse.Namespace) -> int:
+def _loop(args: argparse.Namespace) -> int:
+    import dataclasses
     import platform
     from datetime import datetime
     from pathlib import Path
 
     import sklearn
 
-    from bench.datasets import cep_articles
-    from bench.labelling import labelling_benchmark, labelling_page
+    from bench.loop import log_loop, loop_benchmark, loop_page
+    from bench.page import BENCH_EXPERIMENT
     from newsclf.train.config import load_config
+    from newsclf.train.data.loading import load_articles
     from newsclf.train.tracking.runs import git_commit
 
     config = load_config(args.experiment)
-    results = labelling_benchmark(
-        cep_articles(Path(args.data)), config, args.since, args.start, args.end, args.budget, _progress
-    )
+    articles, _, _ = load_articles(dataclasses.replace(config.data, source=str(Path(args.data).resolve())))
+    try:
+        results = loop_benchmark(articles, config, args.start, args.budget, args.end, args.since, _progress)
+    except ValueError as exc:
+        raise NewsclfError(f"{args.data}: {exc}; check --start, --end and --since") from None
     about = {
-        "command": f"`python -m bench labelling --data {args.data} --experiment {args.experiment} "
-        f"--since {args.since} --start {args.start} --end {args.end} --budget {args.budget}`",
+        "command": f"`python -m bench loop --data {args.data} --experiment {args.experiment} --start {args.start} "
+        f"--end {args.end} --since {args.since or '(all)'} --budget {args.budget}`",
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}",
     }
-    output = _write_page(Path(args.output), labelling_page(results, about), results)
-    print(f"written to {output}")
+    page = loop_page(results, about)
+    output = _write_page(Path(args.output) / "loop.md", page, results)
+    if args.tracking_uri:
+        runs = log_loop(results, page, BENCH_EXPERIMENT, resolve_tracking_uri(args.tracking_uri))
+        print(f"logged {len(runs)} MLflow runs to {BENCH_EXPERIMENT}")
+    print(f"written to {output} and {output.with_suffix('.json')}")
     return 0
 
 

@@ -1,9 +1,12 @@
 """New labels folded into training: new ids join train, known ids are corrections, bad lines refused."""
 
 import dataclasses
+import json
 
 import pytest
+from mlflow.tracking import MlflowClient
 
+from newsclf.train.cli import main
 from newsclf.train.config import ConfigError, config_from_dict, flatten, load_config
 from newsclf.train.data.articles import DataError
 from newsclf.train.data.loading import load_splits
@@ -96,3 +99,56 @@ def test_added_label_paths_in_an_experiment_file_are_relative_to_it(tmp_path):
     params = {key: str(value) for key, value in flatten(config).items()}
     # Promotion rebuilds the champion's splits from its run's params.
     assert config_from_params(params, "run of update").data == config.data
+
+
+@pytest.mark.slow  # end to end through the CLI and a tracking store
+def test_monitor_select_update_and_gate_through_the_cli(trained_store, tmp_path, capsys):
+    config, uri, _ = trained_store
+    truth = {item["id"]: item for item in corpus_slice(22)}
+    fresh = [item for item in corpus_slice(22) if item not in corpus_slice(10)]
+    news = write_jsonl(
+        tmp_path / "news.jsonl",
+        [{"id": item["id"], "text": item["text"], "date": f"2024-0{1 + i % 2}-10"} for i, item in enumerate(fresh)],
+    )
+    champion = ["--model", "models:/test-model@champion", "--tracking-uri", uri]
+    assert main(["monitor", *champion, "--data", str(news), "--output", str(tmp_path / "watch"), "--quiet"]) == 0
+    chosen = tmp_path / "to_label.jsonl"
+    assert main(["select", *champion, "--data", str(news), "--budget", "20", "--output", str(chosen), "--quiet"]) == 0
+    # A reviewer labels the chosen articles; the rest of the new articles are the newest labelled window.
+    picked = [json.loads(line)["id"] for line in chosen.read_text().splitlines()]
+    labelled = write_jsonl(tmp_path / "labelled.jsonl", [_labelled(truth[i]) for i in picked])
+    recent = write_jsonl(tmp_path / "recent.jsonl", [_labelled(i) for i in fresh if i["id"] not in picked])
+    capsys.readouterr()
+    same_experiment = [
+        "train", "--data", config.data.source, "--tracking-uri", uri, "--quiet",
+        *(f"--set={key}={value}" for key, value in _AS_TRAINED.items()),
+    ]  # fmt: skip
+    assert main([*same_experiment, "--add-labels", str(labelled), "--recent", str(recent)]) == 0
+    said = capsys.readouterr().out
+    assert "registered models:/test-model/2" in said and f"recent articles of tracking.recent_data {recent}" in said
+    client = MlflowClient(uri)
+    version = client.get_model_version("test-model", "2")
+    assert "recent articles" in version.tags["promotion_reason"]
+    summary = client.get_run(version.run_id).data.params
+    assert json.loads(summary["data.added_labels"].replace("'", '"')) == [str(labelled)]
+    # A label outside the model's set: one line naming the line, nothing trained or registered.
+    bad = write_jsonl(tmp_path / "bad.jsonl", [_labelled(truth[picked[0]]), {"id": "z", "text": "x y", "topic": "?"}])
+    assert main([*same_experiment, "--add-labels", str(bad)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after datasets' progress bar (issue 24)
+    assert error.startswith("newsclf: error: ") and "bad.jsonl: line 2 (id z): topic '?' is not in" in error
+    assert len(client.search_model_versions("name = 'test-model'")) == 2
+
+
+# The settings small_config gives the store's champion, so the update trains the same experiment.
+_AS_TRAINED = {
+    "seed": 13,
+    "name": "test",
+    "features.char.ngram_range": "[3,4]",
+    "calibration.methods": '["sigmoid","temperature"]',
+    "tracking.experiment": "test-experiment",
+    "tracking.registered_model": "test-model",
+}
+
+
+def _labelled(item: dict) -> dict:
+    return {"id": item["id"], "text": item["text"], "topic": item["topic"], "tone": item.get("tone")}

@@ -95,11 +95,16 @@ def _judge(client, candidate: NewsClassifier, splits: Splits, config: Experiment
             comparison.verdict == BETTER, comparison.verdict, reason, champion_version, description, comparison
         )
     on_recent = compare_models(reigning, candidate, recent, seed=config.seed)
-    # The gate after new labels: better where the news is now, and no worse where it was.
-    promoted = on_recent.verdict == BETTER and comparison.verdict != WORSE
+    promoted = passes_gate(on_recent, comparison)
     verdict = WORSE if comparison.verdict == WORSE else on_recent.verdict
     reason = f"{_said(on_recent, champion_version, len(recent), recent_description)}; {reason}"
     return Promotion(promoted, verdict, reason, champion_version, description, comparison, on_recent)
+
+
+def passes_gate(on_recent: Comparison, on_reference: Comparison) -> bool:
+    """The gate after new labels: significantly better where the news is now (the newest labelled
+    window) and not significantly worse where it was (the old reference)."""
+    return on_recent.verdict == BETTER and on_reference.verdict != WORSE
 
 
 def _said(comparison: Comparison, champion_version: str, articles: int, description: str) -> str:
