@@ -35,6 +35,8 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, prog: s
     bugs and keep their traceback.
     """
     args = parser.parse_args(argv)
+    if not getattr(args, "verbose", False):
+        _quiet_libraries()
     # A store failure ends in one line of ours; MLflow's store logs each retry of it with a traceback first.
     logging.getLogger("mlflow.store").setLevel(logging.CRITICAL)
     if sys.stderr is None:  # started with 2>&-: print(file=None) would put messages into standard output
@@ -326,6 +328,10 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--quiet", action="store_true", help="print only the result")
     audit.set_defaults(handler=_audit)
 
+    for command in commands.choices.values():
+        command.add_argument(
+            "--verbose", action="store_true", help="show other libraries' progress bars and INFO lines as well"
+        )
     return parser
 
 
@@ -660,6 +666,24 @@ def _predict_on_cluster(args: argparse.Namespace) -> int:
             "and rerun the same command: the partitions already written are skipped"
         )
     return 0
+
+
+# Read by each library when it is first imported, which the commands do lazily, after this is set;
+# a value the user has set wins.
+_QUIET = {
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "DATASETS_VERBOSITY": "error",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "DASK_LOGGING__DISTRIBUTED": "error",
+}
+
+
+def _quiet_libraries() -> None:
+    """Hugging Face, MLflow and Dask progress bars and INFO lines off, so a command prints only its own
+    progress and results; their warnings and errors still show."""
+    for name, value in _QUIET.items():
+        os.environ.setdefault(name, value)
 
 
 def _progress(quiet: bool):

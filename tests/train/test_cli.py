@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from newsclf.train.cli import main
+from newsclf.train.cli import _QUIET, main
 from tests.helpers import corpus_slice, new_store, write_jsonl
 
 
@@ -133,6 +134,8 @@ def test_newsclf_train_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "registered models:/news-classifier/1" in result.stdout and "promoted to @champion" in result.stdout
     assert "fitting topic model" in result.stderr  # the progress display
+    # Only our own lines: no Hugging Face progress bar, no MLflow INFO or registry line.
+    assert all(re.match(r"\[ *\d+\.\ds\] ", line) for line in result.stderr.splitlines()), result.stderr
 
     client = MlflowClient(uri)
     version = client.get_model_version_by_alias("news-classifier", "champion")
@@ -203,3 +206,15 @@ def test_newsclf_evaluate_end_to_end(tmp_path):
         json.loads((tmp_path / "cmp" / "metrics.json").read_text())["comparison"]["verdict"]
         == "no significant difference"
     )
+
+
+@pytest.mark.slow
+def test_verbose_shows_the_libraries_lines(tmp_path):
+    data = write_jsonl(tmp_path / "slice.jsonl", corpus_slice(10))
+    uri = new_store(tmp_path / "mlflow.db")
+    command = [str(Path(sys.executable).with_name("newsclf")), "train", "--data", str(data), "--tracking-uri", uri]
+    # Without the settings in-process CLI tests leave in this environment, as a user's shell would be.
+    env = {key: value for key, value in os.environ.items() if key not in _QUIET} | {"MLFLOW_TRACKING_URI": ""}
+    result = subprocess.run([*command, "--verbose"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Successfully registered model 'news-classifier'" in result.stderr

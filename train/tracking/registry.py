@@ -3,8 +3,11 @@ it as a version that says whether it is complete. Moving the champion alias is n
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import newsclf
@@ -77,7 +80,8 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    version = str(mlflow.register_model(model_uri, name, tags={COMPLETE_TAG: "false"}).version)
+    with _registry_lines_unless_info():
+        version = str(mlflow.register_model(model_uri, name, tags={COMPLETE_TAG: "false"}).version)
     try:
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
@@ -125,3 +129,17 @@ def describe(name: str, version: str, card: str) -> None:
                 "each version's description is its model card."
             ),
         )
+
+
+@contextlib.contextmanager
+def _registry_lines_unless_info() -> Iterator[None]:
+    """MLflow prints "Successfully registered model" and "Created version" past its logger, so they
+    stay when its level is above INFO (the CLI's default); this keeps them to MLflow's level."""
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+    was = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = was and logging.getLogger("mlflow").isEnabledFor(logging.INFO)
+    try:
+        yield
+    finally:
+        MLFLOW_LOGGING_STREAM.enabled = was
