@@ -39,5 +39,11 @@ def test_a_stream_is_predicted_while_it_is_still_open(small_model_folder):
         first = json.loads(process.stdout.readline())
         assert first["topic"]
     finally:
-        rest, _ = process.communicate(timeout=120)  # closes the input, reads what is left
+        # Read through the same buffered reader: communicate() reads the pipe itself and would miss what
+        # readline() has already buffered beyond the first line.
+        process.stdin.close()
+        rest = process.stdout.read()
+        process.wait(timeout=120)
+        process.stdout.close()
+        process.stderr.close()
     assert process.returncode == 0 and len(rest.splitlines()) == BATCH - 1
