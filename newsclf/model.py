@@ -26,6 +26,11 @@ APPLIES, NOT_APPLICABLE = "applies", "not_applicable"
 MILITARY = "military"
 # Texts scored per step: bounds the memory a call with very many texts needs.
 _CHUNK = 2000
+# Metadata key of the short-text tone temperature training fits (newsclf.train.evaluation.short_texts):
+# {"temperature": T, "full_up_to_words": a, "none_from_words": b}. A cleaned text of up to a words has
+# its tone probabilities tempered by T, one of b words or more keeps them as they are (an article's
+# scores are unchanged), and in between the log-temperature fades linearly.
+SHORT_TEXT_TONE = "short_text_tone"
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -194,6 +199,8 @@ class NewsClassifier:
             )
             proba[empty] = 1.0 / proba.shape[1]
             probabilities[task] = proba
+        if "tone" in probabilities and (short := self.metadata.get(SHORT_TEXT_TONE)):
+            probabilities["tone"] = temper(probabilities["tone"], _short_text_temperatures(cleaned, short))
         if self.tone_applies is not None:
             applies = (
                 _probabilities(self.tone_applies, features["topic"])[
@@ -251,6 +258,23 @@ class _Scores:
             {key: np.concatenate([part.probabilities[key] for part in parts]) for key in parts[0].probabilities},
             np.concatenate([part.empty for part in parts]),
         )
+
+
+def temper(proba: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
+    """Probabilities raised to ``1 / temperature`` (one value, or one per row) and renormalised:
+    temperature scaling of log-probabilities. Above 1 less confident; the labels' order never changes."""
+    logged = np.log(np.clip(proba, 1e-12, 1.0)) / np.reshape(temperature, (-1, 1))
+    logged -= logged.max(axis=1, keepdims=True)
+    scaled = np.exp(logged)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def _short_text_temperatures(cleaned: list[str], short: Mapping[str, float]) -> np.ndarray:
+    """Each text's temperature under :data:`SHORT_TEXT_TONE`: full up to the short length, none from the long."""
+    words = np.array([len(text.split()) for text in cleaned], dtype=float)
+    full, none = float(short["full_up_to_words"]), float(short["none_from_words"])
+    share = np.clip((none - words) / (none - full), 0.0, 1.0)
+    return float(short["temperature"]) ** share
 
 
 def _scalar_columns(model: NewsClassifier, scores: _Scores) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
 from newsclf.hashing import is_hashed
-from newsclf.model import NewsClassifier
+from newsclf.model import SHORT_TEXT_TONE, NewsClassifier
 from newsclf.train.config import ExperimentConfig, flatten
 from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, Splits
 from newsclf.train.data.loading import load_splits
@@ -174,7 +174,15 @@ class _InMemory(_Feed):
         step("refitting the best candidate on train + validation")
         refit_articles = splits.train.concat(splits.validation)
         refitted = fit_model(config, refit_articles, splits.has_tone, step, metadata | {"refit": True})
-        shipped = calibrate(refitted, config.calibration, refit_articles, None, config.seed, calibration.methods).model
+        shipped = calibrate(
+            refitted,
+            config.calibration,
+            refit_articles,
+            None,
+            config.seed,
+            calibration.methods,
+            short_text_tone=calibration.model.metadata.get(SHORT_TEXT_TONE),
+        ).model
         evaluations = [
             (calibration.model, model, {"validation": splits.validation}),
             (shipped, refitted, {"test": splits.test}),
@@ -383,7 +391,11 @@ def log_calibration(calibration: Calibration, progress: Callable[[str], None]) -
             for method, loss in losses.items()
         }
     )
-    progress("calibration kept: " + ", ".join(f"{task} {method}" for task, method in calibration.methods.items()))
+    kept = ", ".join(f"{task} {method}" for task, method in calibration.methods.items())
+    if short := calibration.model.metadata.get(SHORT_TEXT_TONE):
+        mlflow.log_params({"calibration.short_text_tone.temperature": short["temperature"]})
+        kept += f"; short-text tone temperature {short['temperature']:.2f} ({short['sentences']} validation sentences)"
+    progress("calibration kept: " + kept)
 
 
 def log_promotion(promotion: Promotion, name: str, version: str, tracking_uri: str) -> None:
@@ -434,7 +446,9 @@ def evaluate_and_log(
                 figure = confusion_figure(result.y_true, result.proba, columns, title)
                 mlflow.log_figure(figure, f"{task}/confusion_matrix_{split_name}.png")
                 plt.close(figure)
-    return metrics | log_before_after(uncalibrated, model, parts), evaluations
+    # The served model's numbers win where both name one: its tone is tempered on short texts, which
+    # the calibration step's classifier-level numbers know nothing of.
+    return log_before_after(uncalibrated, model, parts) | metrics, evaluations
 
 
 def log_model_with_metrics(

@@ -39,6 +39,7 @@ from newsclf.train.evaluation.metrics import (
     reliability,
     task_labels,
 )
+from newsclf.train.evaluation.short_texts import short_text_ece
 
 MAJORITY, STRATIFIED = "majority", "stratified"
 # One random draw moves a few hundred items' macro-F1 by about 0.02: the stratified baseline is a mean.
@@ -144,6 +145,12 @@ def evaluate(
         if any(label is not None for label in truth[task]):
             known = training_labels.get(task) if training_labels else None
             tasks[task] = _evaluate_task(model, task, articles, truth[task], probabilities[task], settings, known)
+    if "tone" in tasks and settings.resamples:
+        # The tone of the articles' single sentences, each labelled with its article's tone.
+        ece, sentences = short_text_ece(model, articles)
+        tasks["tone"].metrics |= {"short_text_sentences": sentences} | (
+            {"short_text_ece": ece} if ece is not None else {}
+        )
     # Judged on data that says which articles carry a tone: some article has one.
     if TONE_APPLIES in probabilities and any(tone is not None for tone in articles.tones):
         applies = probabilities[TONE_APPLIES]

@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from newsclf.folder import TONE_APPLIES
-from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
+from newsclf.model import APPLIES, NOT_APPLICABLE, SHORT_TEXT_TONE, NewsClassifier, temper
 from newsclf.steps import CLASSIFIER, classifier_of, features_of
 from newsclf.train.classifiers import uncalibrated
 from newsclf.train.config import CalibrationConfig
@@ -40,6 +40,7 @@ from newsclf.train.evaluation.metrics import (
     probability_log_loss,
     reliability,
 )
+from newsclf.train.evaluation.short_texts import FULL_UP_TO_WORDS, MIN_SENTENCES, NONE_FROM_WORDS, tone_sentences
 
 NONE = "none"
 
@@ -74,6 +75,7 @@ def calibrate(
     seed: int,
     methods: Mapping[str, str] | None = None,
     held_out: bool = False,
+    short_text_tone: Mapping[str, float] | None = None,
 ) -> Calibration:
     """``model`` (fitted on ``fit``) with each task's probabilities calibrated by cross-fitting on ``fit``.
 
@@ -85,6 +87,9 @@ def calibrate(
     ``validation`` is kept per task; ``methods`` (task -> method, e.g. the choice made before a
     refit) fixes the choice instead. A task whose smallest class has fewer than 2 articles stays
     uncalibrated (said in ``notes``); with fewer than ``config.folds`` it uses that many folds.
+
+    The tone of short texts is tempered too (:func:`fit_short_text_tone`, on ``validation``'s
+    sentences); ``short_text_tone`` fixes it instead (a refit keeps the earlier fit's).
     """
     features = _Features(model)
     chosen: dict[str, str] = {}
@@ -118,17 +123,43 @@ def calibrate(
         task: Pipeline(pipeline.steps[:-1] + [(CLASSIFIER, calibrated[task])]) if task in calibrated else pipeline
         for task, pipeline in model.pipelines.items()
     }
-    return Calibration(
-        NewsClassifier(
-            pipelines["topic"],
-            pipelines.get("tone"),
-            model.metadata | {"calibration": dict(chosen)},
-            calibrated.get(TONE_APPLIES, model.tone_applies),
-        ),
-        chosen,
-        losses,
-        notes,
+    shipped = NewsClassifier(
+        pipelines["topic"],
+        pipelines.get("tone"),
+        model.metadata | {"calibration": dict(chosen)},
+        calibrated.get(TONE_APPLIES, model.tone_applies),
     )
+    if short_text_tone is None and validation is not None and set(config.methods) != {NONE}:
+        short_text_tone, note = fit_short_text_tone(shipped, validation)
+        if note:
+            notes["tone_short_texts"] = note
+    if short_text_tone is not None:
+        shipped.metadata[SHORT_TEXT_TONE] = dict(short_text_tone)
+    return Calibration(shipped, chosen, losses, notes)
+
+
+def fit_short_text_tone(model: NewsClassifier, articles: Articles) -> tuple[dict[str, float] | None, str]:
+    """The :data:`newsclf.model.SHORT_TEXT_TONE` setting that makes ``model``'s tone honest on short
+    texts: the temperature with the least log loss on the sentences of ``articles`` (which it never
+    trained on), each labelled with its article's tone; or None and why not."""
+    from scipy.optimize import minimize_scalar
+
+    sentences, tones = tone_sentences(articles)
+    if "tone" not in model.pipelines:
+        return None, ""
+    if len(sentences) < MIN_SENTENCES:
+        return None, f"short-text tone not tempered: {len(sentences)} validation sentences, fewer than {MIN_SENTENCES}"
+    labels = model.labels("tone")
+    kept = [i for i, tone in enumerate(tones) if tone in labels]
+    proba = model.predict_proba([sentences[i] for i in kept])["tone"]
+    truth = np.array([labels.index(tones[i]) for i in kept])
+
+    def log_loss(temperature: float) -> float:
+        return float(-np.log(np.clip(temper(proba, temperature)[np.arange(len(truth)), truth], 1e-12, 1.0)).mean())
+
+    fitted = minimize_scalar(log_loss, bounds=(0.25, 20.0), method="bounded")
+    setting = {"temperature": round(float(fitted.x), 4), "sentences": len(kept)}
+    return setting | {"full_up_to_words": FULL_UP_TO_WORDS, "none_from_words": NONE_FROM_WORDS}, ""
 
 
 def before_after(

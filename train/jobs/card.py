@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from newsclf.model import NewsClassifier
+from newsclf.model import SHORT_TEXT_TONE, NewsClassifier
 from newsclf.train.config import ExperimentConfig
 from newsclf.train.data.articles import Splits
 from newsclf.train.evaluation.evaluate import Evaluation, ReportSettings
@@ -98,6 +98,7 @@ def model_card(
                 f"| {task} | {split} | {m['items']} | {_ci(m, 'macro_f1')} | {_ci(m, 'accuracy')} "
                 f"| {number_text(m['log_loss'])} | {number_text(m['ece'])} |"
             )
+    lines += _short_texts(shipped, evaluations)
     lines += ["", "## Promotion", "", f"{promotion.verdict}: {promotion.reason}."]
     lines += ["", "## Known limits and failure modes", ""] + _limits(config, evaluations["validation"])
     return "\n".join(lines) + "\n"
@@ -164,3 +165,27 @@ def read_card(uri: str, tracking_uri: str) -> str:
             f"run {run_id} has no {CARD_ARTIFACT} ({reason}); models trained before newsclf wrote cards have "
             "none: retrain, or judge the model with newsclf evaluate"
         ) from None
+
+
+def _short_texts(model: NewsClassifier, evaluations: dict[str, Evaluation]) -> list[str]:
+    """What a tone score of a sentence or a headline means, and how honest it is."""
+    short = model.metadata.get(SHORT_TEXT_TONE)
+    measured = {
+        split: evaluation.tasks["tone"].metrics
+        for split, evaluation in evaluations.items()
+        if "tone" in evaluation.tasks and evaluation.tasks["tone"].metrics.get("short_text_ece") is not None
+    }
+    if short is None and not measured:
+        return []
+    lines = ["", "Tone of short texts (a sentence, a headline, a short paragraph):"]
+    if short is not None:
+        lines.append(
+            f"- tempered by {short['temperature']:.2f} up to {short['full_up_to_words']} words, fading out by "
+            f"{short['none_from_words']} (articles keep their scores); fitted on {short['sentences']} validation "
+            "sentences, each labelled with its article's tone"
+        )
+    lines += [
+        f"- ECE on the {split} articles' {m['short_text_sentences']:.0f} sentences: {number_text(m['short_text_ece'])}"
+        for split, m in measured.items()
+    ]
+    return lines
