@@ -325,7 +325,9 @@ def _loop(args: argparse.Namespace) -> int:
         raise NewsclfError(f"{args.data}: {exc}; check --start, --end and --since") from None
     about = {
         "command": f"`python -m bench loop --data {args.data} --experiment {args.experiment} --start {args.start} "
-        f"--end {args.end} --since {args.since or '(all)'} --budget {args.budget}`",
+        + (f"--end {args.end} " if args.end != "9999-12" else "")
+        + (f"--since {args.since} " if args.since else "")
+        + f"--budget {args.budget}`",
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code": f"git {git_commit()}, Python {platform.python_version()}, scikit-learn {sklearn.__version__}",
     }
