@@ -234,9 +234,9 @@ def _parser() -> argparse.ArgumentParser:
     pick.add_argument("--output", required=True, help="JSON Lines file of the chosen articles, to label")
     pick.add_argument(
         "--strategy",
-        choices=["margin", "entropy", "random"],
-        default="margin",
-        help="uncertainty measure (default: margin)",
+        choices=["entropy", "margin", "random"],
+        default="entropy",
+        help="uncertainty measure (default: entropy)",
     )
     pick.add_argument(
         "--by-topic", action="store_true", help="take the most uncertain of each predicted topic in turn"

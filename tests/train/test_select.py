@@ -32,7 +32,7 @@ def test_the_most_uncertain_come_first_and_a_story_is_chosen_once(small_model):
     top = chosen[0].article
     again = choose(small_model, articles + [UnlabelledArticle(f"copy-{n}", top.text, None) for n in range(9)], 10)
     assert [choice.article.text for choice in again].count(top.text) == 1
-    assert "stands for 9 near-duplicate(s)" in again[0].why and "topic margin" in again[0].why
+    assert "stands for 9 near-duplicate(s)" in again[0].why and "topic entropy" in again[0].why
 
 
 def test_by_topic_spreads_the_budget_and_random_is_a_seeded_baseline(small_model):

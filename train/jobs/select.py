@@ -1,7 +1,8 @@
 """``newsclf select``: the unlabelled articles most worth a label, with why each was chosen.
 
-Uncertainty ranks them: the gap between the two most probable topics (``margin``, the default) or
-the entropy of the topic probabilities (``entropy``); where the tone axis applies (P(applies) >= 0.5),
+Uncertainty ranks them: the entropy of the topic probabilities (``entropy``, the default: in the
+loop bench on CEP 2015-2017, bench/loop.md, it scored best behind the gate, topic and tone) or the
+gap between the two most probable topics (``margin``); where the tone axis applies (P(applies) >= 0.5),
 the tone's uncertainty counts too, the larger of the two deciding. Diversity keeps the budget from
 being spent on one story: near-duplicates (the MinHash rule training de-duplicates by) collapse to
 their most uncertain copy, and ``by_topic`` takes the most uncertain article of each predicted topic
@@ -50,7 +51,7 @@ def choose(
     model: NewsClassifier,
     articles: list[UnlabelledArticle],
     budget: int,
-    strategy: str = "margin",
+    strategy: str = "entropy",
     by_topic: bool = False,
     dedup: DedupConfig | None = None,
     seed: int = 0,
@@ -134,7 +135,7 @@ def run_select(
     budget: int,
     output: str,
     tracking_uri: str,
-    strategy: str = "margin",
+    strategy: str = "entropy",
     by_topic: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] = lambda message: None,
