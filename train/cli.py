@@ -247,6 +247,17 @@ def _parser() -> argparse.ArgumentParser:
     pick.add_argument("--quiet", action="store_true", help="print only the result")
     pick.set_defaults(handler=_select)
 
+    init = commands.add_parser(
+        "init", help="write an experiment file for your own data: columns, labels and split guessed from the file"
+    )
+    init.add_argument(
+        "--data", required=True, help="your labelled data: .jsonl, .csv, .parquet or a save_to_disk folder"
+    )
+    init.add_argument(
+        "--output", help="the experiment file to write (default: experiments/<data file name>.toml); never replaced"
+    )
+    init.set_defaults(handler=_init)
+
     predict = commands.add_parser("predict", help="label articles with a trained model: one JSON object per article")
     predict.add_argument(
         "files", nargs="*", metavar="FILE", help="plain-text articles, one per file; '-' or none reads standard input"
@@ -585,6 +596,22 @@ def _predict(args: argparse.Namespace) -> int:
     )
     if args.output:
         print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from newsclf.train.jobs.init import write_experiment
+    from newsclf.train.paths import experiments_dir
+
+    output = Path(args.output) if args.output else experiments_dir() / f"{Path(args.data).stem}.toml"
+    guess = write_experiment(os.path.abspath(args.data), output)
+    tone = f", tone from {guess.tone!r}" if guess.tone else ", no tone column"
+    print(
+        f"wrote {output}: text from {guess.text!r}, topic from {guess.topic!r} ({len(guess.labels)} labels){tone}; "
+        f"check it, then: newsclf train --experiment {output}"
+    )
     return 0
 
 

@@ -1,3 +1,3 @@
-"""What the CLI runs besides training: card, explanation pages, audit, evaluation, monitoring, selection, scoring."""
+"""What the CLI runs besides training: card, pages, audit, evaluation, init, monitoring, selection, scoring."""
 
-__all__ = ["audit", "card", "evaluate", "monitor", "pages", "score", "select"]
+__all__ = ["audit", "card", "evaluate", "init", "monitor", "pages", "score", "select"]
