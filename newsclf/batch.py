@@ -125,14 +125,39 @@ def check_output(output: str) -> Path:
     return target
 
 
-def write_jsonl(rows: Iterable[dict[str, Any]], output: str | None, stdout: TextIO) -> int:
-    """Write one JSON object per line to ``output`` (replaced only when complete) or ``stdout``; returns the count.
+def presented(
+    rows: Iterable[dict[str, Any]], digits: int | None = 4, threshold: float | None = None
+) -> Iterator[dict[str, Any]]:
+    """Predictions as people read them: every probability and weight rounded to ``digits`` places (None
+    keeps them whole), and with ``threshold`` a topic or tone whose probability is below it reported as
+    undecided (None) and named in ``undecided``, as fastText's ``predict-prob k threshold`` abstains."""
+    for row in rows:
+        if threshold is not None:
+            undecided = [task for task in ("topic", "tone") if (row.get(f"{task}_probability") or 1.0) < threshold]
+            row |= {task: None for task in undecided} | {"undecided": undecided}
+        yield _rounded(row, digits) if digits is not None else row
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: _rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item, digits) for item in value]
+    return value
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], output: str | None, stdout: TextIO, fmt: str = "jsonl") -> int:
+    """Write one JSON object per line (``fmt`` ``csv``: a CSV of the scalar fields; ``table``: aligned
+    columns for people) to ``output`` (replaced only when complete) or ``stdout``; returns the count.
 
     A new file gets the permissions ``open(output, "w")`` would give (0666 less the umask); a replaced file
     keeps its own.
     """
+    write = _WRITERS[fmt]
     if output is None:
-        return _write(rows, stdout)
+        return write(rows, stdout)
     target = check_output(output)
     mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
     temporary = temporary_beside(target)
@@ -141,7 +166,7 @@ def write_jsonl(rows: Iterable[dict[str, Any]], output: str | None, stdout: Text
         if mode is not None:
             os.fchmod(descriptor, mode)
         with open(descriptor, "w", encoding="utf-8") as handle:
-            count = _write(rows, handle)
+            count = write(rows, handle)
             handle.flush()
             os.fsync(handle.fileno())  # so a crash just after the rename cannot leave an empty file in its place
         os.replace(temporary, target)
@@ -163,6 +188,64 @@ def _write(rows: Iterable[dict[str, Any]], handle: TextIO) -> int:
         if count % _BATCH == 0:  # a reader of a long stream gets each batch as it is predicted
             handle.flush()
     return count
+
+
+# The fields CSV and table output show, in order; nested ones (probabilities per label, explanations) are JSON only.
+_SCALARS = (
+    "id",
+    "topic",
+    "topic_probability",
+    "tone",
+    "tone_probability",
+    "tone_score",
+    "tone_applies",
+    "tone_applies_probability",
+    "empty",
+    "undecided",
+)
+
+
+def _write_csv(rows: Iterable[dict[str, Any]], handle: TextIO) -> int:
+    import csv
+
+    writer = csv.writer(handle, lineterminator="\n")
+    count = 0
+    for row in rows:
+        if not count:
+            columns = [name for name in _SCALARS if name in row]
+            writer.writerow(columns)
+        writer.writerow([_cell(row.get(name)) for name in columns])
+        count += 1
+    return count
+
+
+def _write_table(rows: Iterable[dict[str, Any]], handle: TextIO) -> int:
+    widths = {"id": 20, "topic": 26, "topic_probability": 6, "tone": 11, "tone_probability": 6}
+    titles = {"id": "id", "topic": "topic", "topic_probability": "p", "tone": "tone", "tone_probability": "p"}
+    count = 0
+    for row in rows:
+        if not count:
+            columns = [name for name in widths if name in row]
+            handle.write("  ".join(titles[name].ljust(widths[name]) for name in columns).rstrip() + "\n")
+        cells = [_cell(row.get(name), "undecided" if name in ("topic", "tone") else "-") for name in columns]
+        if row.get("tone_applies") is False and "tone" in columns:  # the axis does not apply to this article
+            cells[columns.index("tone")] = "n/a"
+        line = "  ".join(cell[: widths[name]].ljust(widths[name]) for name, cell in zip(columns, cells))
+        handle.write(line.rstrip() + "\n")
+        count += 1
+    return count
+
+
+def _cell(value: Any, missing: str = "") -> str:
+    if value is None:
+        return missing
+    if isinstance(value, list):
+        return ";".join(str(item) for item in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_WRITERS = {"jsonl": _write, "csv": _write_csv, "table": _write_table}
+FORMATS = tuple(_WRITERS)
 
 
 @contextlib.contextmanager

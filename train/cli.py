@@ -276,6 +276,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--paragraphs", action="store_true", help="add the tone of every paragraph after cleaning")
     predict.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "table"],
+        default="jsonl",
+        help="jsonl (default, every field), csv (the one-value fields) or table (aligned columns to read)",
+    )
+    predict.add_argument(
+        "--digits",
+        type=_digits,
+        default=4,
+        metavar="N",
+        help="round probabilities and weights to N places (default: 4)",
+    )
+    predict.add_argument(
+        "--threshold",
+        type=_probability,
+        metavar="P",
+        help="report a topic or tone whose probability is below P as undecided (null, listed in 'undecided')",
+    )
+    predict.add_argument(
         "--cluster",
         metavar="ADDRESS",
         help="score on a Dask cluster: tcp://host:port of its scheduler, or 'local' for one sized to this machine; "
@@ -343,12 +362,32 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--verbose", action="store_true", help="show other libraries' progress bars and INFO lines as well"
         )
+        if "quiet" not in {action.dest for action in command._actions}:
+            command.add_argument("--quiet", action="store_true", help="print only the result")
     return parser
 
 
 def _add_set(command: argparse.ArgumentParser, help: str) -> None:
     """--set KEY=VALUE (repeatable), collected in ``args.overrides``."""
     command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _digits(value: str) -> int:
+    """An argparse type: a number of decimal places, 0 to 17."""
+    if not value.isdigit() or int(value) > 17:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of decimal places from 0 to 17")
+    return int(value)
+
+
+def _probability(value: str) -> float:
+    """An argparse type: a probability in [0, 1]."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a probability from 0 to 1")
+    return number
 
 
 def positive_int(value: str) -> int:
@@ -555,7 +594,7 @@ def _model_or_champion(model: str | None) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from newsclf.batch import check_output, jsonl_articles, predictions, text_articles, write_jsonl
+    from newsclf.batch import check_output, jsonl_articles, predictions, presented, text_articles, write_jsonl
     from newsclf.loading import load_model
 
     if args.cluster or args.input or args.partition_mb:
@@ -570,6 +609,10 @@ def _predict(args: argparse.Namespace) -> int:
         check_output(args.output)
     elif sys.stdout is None:
         raise NewsclfError("standard output is closed; pass --output with a file for the predictions")
+    if args.format != "jsonl" and (args.explain or args.paragraphs):
+        raise NewsclfError(
+            f"--format {args.format} holds the one-value fields only; drop --explain and --paragraphs, or use jsonl"
+        )
     if args.output is not None and any(
         os.path.realpath(path) == os.path.realpath(args.output) for path in files if path != "-"
     ):
@@ -591,10 +634,9 @@ def _predict(args: argparse.Namespace) -> int:
     model = load_model(args.model, resolve_tracking_uri(args.tracking_uri))
     if args.output is None:
         sys.stdout.reconfigure(encoding="utf-8")
-    count = write_jsonl(
-        predictions(model, articles, args.top_k, args.explain, args.paragraphs), args.output, sys.stdout
-    )
-    if args.output:
+    rows = predictions(model, articles, args.top_k, args.explain, args.paragraphs)
+    count = write_jsonl(presented(rows, args.digits, args.threshold), args.output, sys.stdout, args.format)
+    if args.output and not args.quiet:
         print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
     return 0
 

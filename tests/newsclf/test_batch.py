@@ -3,7 +3,15 @@ import json
 
 import pytest
 
-from newsclf.batch import Article, jsonl_articles, predictions, read_text, text_articles, write_jsonl
+from newsclf.batch import (
+    Article,
+    jsonl_articles,
+    predictions,
+    presented,
+    read_text,
+    text_articles,
+    write_jsonl,
+)
 from newsclf.errors import NewsclfError
 
 
@@ -92,3 +100,30 @@ def test_output_file_appears_only_when_complete(tmp_path):
     ]
     with pytest.raises(NewsclfError, match="folder .* does not exist"):
         write_jsonl([], str(tmp_path / "no" / "out.jsonl"), io.StringIO())
+
+
+def test_presented_rounds_every_number_and_abstains_below_the_threshold(small_model):
+    rows = list(predictions(small_model, [Article("a", "Envoys met in Geneva."), Article("b", "")], explain=True))
+    shown = list(presented([dict(row) for row in rows], digits=2, threshold=0.99))
+    for row in shown:
+        numbers = [row["topic_probability"], *row["topic_probabilities"].values(), row["tone_score"]]
+        assert all(round(number, 2) == number for number in numbers)
+    assert shown[0]["topic"] is None and "topic" in shown[0]["undecided"]
+    assert rows[0]["topic_probability"] != shown[0]["topic_probability"]  # rounded, where 16 digits were
+    whole = next(presented([dict(rows[0])], digits=None))
+    assert whole["topic_probability"] == rows[0]["topic_probability"] and "undecided" not in whole
+
+
+def test_csv_and_table_hold_the_one_value_fields(small_model):
+    articles = [Article("a", "Envoys met in Geneva for talks."), Article("b", "Artillery shelled the port.")]
+    for fmt in ("csv", "table"):
+        out = io.StringIO()
+        rows = presented(predictions(small_model, articles), threshold=0.999)
+        assert write_jsonl(rows, None, out, fmt) == 2
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 3 and lines[0].startswith("id")
+    assert "undecided" in lines[1]  # table: no topic is that sure
+    out = io.StringIO()
+    write_jsonl(presented(predictions(small_model, articles)), None, out, "csv")
+    header, first, _ = out.getvalue().splitlines()
+    assert header.split(",")[:3] == ["id", "topic", "topic_probability"] and first.startswith("a,")

@@ -218,3 +218,17 @@ def test_verbose_shows_the_libraries_lines(tmp_path):
     result = subprocess.run([*command, "--verbose"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "Successfully registered model 'news-classifier'" in result.stderr
+
+
+def test_predict_formats_refuse_what_they_cannot_hold(small_model_folder, tmp_path, capsys):
+    article = tmp_path / "a.txt"
+    article.write_text("Envoys met in Geneva.", encoding="utf-8")
+    model = ["--model", str(small_model_folder)]
+    assert main(["predict", str(article), *model, "--format", "csv", "--explain"]) == 2
+    assert "--format csv holds the one-value fields only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", str(article), *model, "--threshold", "1.5"])
+    assert "'1.5' is not a probability from 0 to 1" in capsys.readouterr().err
+    assert main(["predict", str(article), *model, "--format", "table", "--digits", "2"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["id", "topic", "p"] and len(row.split()[2]) <= 4
