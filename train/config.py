@@ -547,6 +547,18 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def read_settings(config: ExperimentConfig) -> dict[str, Any]:
+    """:func:`flatten` of the settings this experiment's training reads: a classifier kind's unread
+    hyperparameters (``topic.alpha`` for a logistic regression) and in-memory training's ``fit.*``
+    are left out, so the run's params say what shaped the model."""
+    streaming = config.fit.mode == "streaming"
+    unread = {f"fit.{item.name}" for item in fields(FitConfig) if item.name != "mode" and not streaming}
+    for task in ("topic", "tone"):
+        reads = hyperparameters_read(getattr(config, task).kind, streaming)
+        unread |= {f"{task}.{item.name}" for item in fields(ClassifierConfig) if item.name not in (*reads, "kind")}
+    return {key: value for key, value in flatten(config).items() if key not in unread}
+
+
 def parse_override(assignment: str) -> tuple[str, Any]:
     """Parse ``key.path=value`` where value is TOML (``3``, ``[1, 2]``, ``"x"``) or a bare word."""
     key, sep, value = assignment.partition("=")

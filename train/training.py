@@ -26,7 +26,7 @@ from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
 from newsclf.hashing import is_hashed
 from newsclf.model import SHORT_TEXT_TONE, NewsClassifier
-from newsclf.train.config import ExperimentConfig, flatten
+from newsclf.train.config import ExperimentConfig, read_settings
 from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, Splits
 from newsclf.train.data.loading import load_splits
 from newsclf.train.data.sources import remove_stale_scratch
@@ -322,7 +322,7 @@ def run(
         liveness(tracking_uri, active.info.run_id),
     ):
         run_id = active.info.run_id
-        mlflow.log_params(flatten(config))
+        mlflow.log_params(read_settings(config))
         mlflow.set_tags(run_tags(config, report))
         datasets = feed.log_data()
         # The tone labels' order says which one tone_score measures (NewsClassifier.tone_poles).

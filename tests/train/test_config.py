@@ -115,3 +115,13 @@ def test_label_maps_load_and_flatten():
     )
     assert config.data.topic_map == {"tech": "science_technology"} and config.data.topic_drop == ("World",)
     assert flatten(config)["data.topic_map.tech"] == "science_technology"
+
+
+def test_only_the_settings_training_reads_are_logged():
+    from newsclf.train.config import read_settings
+
+    in_memory = read_settings(load_config("default"))
+    assert {"topic.C", "topic.kind", "fit.mode", "data.source"} <= set(in_memory)
+    assert "topic.alpha" not in in_memory and not any(key.startswith("fit.epochs") for key in in_memory)
+    streamed = read_settings(load_config("streaming"))
+    assert {"topic.alpha", "fit.epochs"} <= set(streamed) and "topic.C" not in streamed

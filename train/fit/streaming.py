@@ -35,7 +35,7 @@ from newsclf.features.hashing import CountCache, DocumentFrequencies, build_hash
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import CLASSIFIER
 from newsclf.train.classifiers import build_classifier
-from newsclf.train.config import ExperimentConfig, flatten
+from newsclf.train.config import ExperimentConfig, read_settings
 from newsclf.train.data.articles import Articles, DataError
 from newsclf.train.data.sources import scratch_prefix
 from newsclf.train.data.stream import (
@@ -161,7 +161,7 @@ def resumed_state(client, config: ExperimentConfig, run_id: str) -> _State:
             f"run {run_id} belongs to experiment {experiment.name!r}, not {config.tracking.experiment!r}; "
             "resume it with the experiment file it was started with"
         )
-    settings = flatten(config)
+    settings = read_settings(config)
     changed = sorted(key for key, value in settings.items() if run.data.params.get(key, str(value)) != str(value))
     if changed:
         raise StreamingError(
