@@ -2,9 +2,12 @@
 
 Installed as ``newsclf.train`` (the repository keeps it in the top-level ``train/`` folder)::
 
-    from newsclf.train import load_config, run
-    result = run(load_config("experiments/default.toml"), tracking_uri="sqlite:///mlflow.db")
-    result.model_uri   # "models:/news-classifier/3"
+    from newsclf.train import train
+    result = train("experiments/default.toml", tracking_uri="sqlite:///mlflow.db", overrides={"topic.C": 5})
+    result.run_id, result.model_uri   # the MLflow run, "models:/news-classifier/3"
+
+``train`` also takes an experiment name, a dict shaped as an experiment file, or a loaded config;
+``run(config, tracking_uri)`` is the same run for a config already loaded.
 
 Rooms by role, imports pointing down only (tests/test_layout.py): ``paths``, ``progress``,
 ``classifiers``, ``cluster`` and ``data.sources`` at the bottom, then ``config``, ``data``,
@@ -14,13 +17,14 @@ Rooms by role, imports pointing down only (tests/test_layout.py): ``paths``, ``p
 
 from typing import Any
 
-__all__ = ["ExperimentConfig", "TrainResult", "load_config", "run"]
+__all__ = ["ExperimentConfig", "TrainResult", "load_config", "run", "train"]
 
 _HOMES = {
     "ExperimentConfig": "newsclf.train.config",
     "load_config": "newsclf.train.config",
     "TrainResult": "newsclf.train.training",
     "run": "newsclf.train.training",
+    "train": "newsclf.train.training",
 }
 
 

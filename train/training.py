@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
 from newsclf.hashing import is_hashed
 from newsclf.model import SHORT_TEXT_TONE, NewsClassifier
-from newsclf.train.config import ExperimentConfig, read_settings
+from newsclf.train.config import ExperimentConfig, config_from_dict, load_config, read_settings, with_overrides
 from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, Splits
 from newsclf.train.data.loading import load_splits
 from newsclf.train.data.sources import remove_stale_scratch
@@ -45,6 +46,7 @@ from newsclf.train.fit.in_memory import fit_model, require_trainable, search
 from newsclf.train.fit.streaming import fit_streaming, has_tone, hold_out_for_calibration, resumed_state
 from newsclf.train.jobs.card import CARD_ARTIFACT, CARD_SETTINGS, model_card
 from newsclf.train.jobs.pages import log_explanation_pages
+from newsclf.train.paths import DEFAULT_TRACKING_URI
 from newsclf.train.progress import Clock
 from newsclf.train.tracking.promotion import Promotion, promote
 from newsclf.train.tracking.registry import describe, log_model, register
@@ -290,6 +292,32 @@ def _run_or_none(client, run_id: str):
         return client.get_run(run_id)
     except MlflowException:
         return None  # resumed_state says so in its own words
+
+
+def train(
+    experiment: str | Path | Mapping[str, Any] | ExperimentConfig = "default",
+    tracking_uri: str = DEFAULT_TRACKING_URI,
+    overrides: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
+    """Train one experiment as ``newsclf train`` does and return the run and the registered version.
+
+    ``experiment`` is a name in ``experiments/``, a TOML path, a dict shaped as such a file, or a
+    loaded config; ``overrides`` are dotted keys as ``--set`` takes them (``{"topic.C": 5}``)::
+
+        from newsclf.train import train
+        result = train("experiments/default.toml", overrides={"topic.C": 5})
+        result.run_id, result.model_uri   # the MLflow run, "models:/news-classifier/4"
+    """
+    if isinstance(experiment, ExperimentConfig):
+        config = experiment
+    elif isinstance(experiment, Mapping):
+        config = config_from_dict(dict(experiment), source="the experiment dict")
+    else:
+        config = load_config(experiment)
+    if overrides:
+        config = with_overrides(config, dict(overrides), "overrides")
+    return run(config, tracking_uri, progress)
 
 
 def run(

@@ -14,7 +14,7 @@ from newsclf.train import training
 from newsclf.train.data.articles import DataError
 from newsclf.train.evaluation.comparison import NO_DIFFERENCE, Comparison
 from newsclf.train.training import run as train
-from tests.helpers import small_config, write_jsonl
+from tests.helpers import corpus_slice, new_store, small_config, write_jsonl
 
 
 def _client(tracking_uri):
@@ -230,3 +230,14 @@ def test_the_run_the_experiment_and_the_version_describe_themselves(trained_stor
     requirements = Path(mlflow.artifacts.download_artifacts(f"{location}/requirements.txt", tracking_uri=tracking_uri))
     pinned = {line.split("==")[0] for line in requirements.read_text().split() if "==" in line}
     assert {"scikit-learn", "pandas", "numpy", "scipy", "joblib"} <= pinned
+
+
+@pytest.mark.slow  # a full training into a store
+def test_train_takes_a_dict_with_overrides_and_returns_the_run_and_version(tmp_path):
+    from newsclf.train import train
+
+    data = write_jsonl(tmp_path / "slice.jsonl", corpus_slice(10))
+    raw = {"name": "dict", "data": {"source": str(data)}, "calibration": {"methods": ["none"]}}
+    result = train(raw, new_store(tmp_path / "mlflow.db"), overrides={"topic.C": 5})
+    run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(result.run_id)
+    assert run.data.params["topic.C"] == "5.0" and result.model_uri == "models:/news-classifier/1"
