@@ -125,8 +125,9 @@ def report_markdown(evaluation: Evaluation) -> str:
         "",
         "## How the numbers are made",
         "",
-        "- Macro-F1 averages F1 over the labels that occur in the truth or the predictions (scikit-learn's default); "
-        "weighted F1 weights each label by its support.",
+        "- Macro-F1 averages F1 over the labels the model knows, then any true label it never saw (a label neither "
+        "true nor predicted here counts as F1 0), as every macro-F1 in newsclf does; weighted F1 weights each "
+        "label by its support.",
         "- Log loss covers only articles whose true label the model knows: it has no probability for the others.",
         f"- ECE (expected calibration error): articles are binned by the probability of the predicted label "
         f"({settings.calibration_bins} equal-width bins); ECE is the article-weighted mean gap between each bin's "
