@@ -247,6 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     pick.add_argument("--quiet", action="store_true", help="print only the result")
     pick.set_defaults(handler=_select)
 
+    check = commands.add_parser(
+        "check-data", help="what an experiment's data holds and what training would make of it, before training"
+    )
+    _add_experiment_arguments(check, "check")
+    check.set_defaults(handler=_check_data)
+
     init = commands.add_parser(
         "init", help="write an experiment file for your own data: columns, labels and split guessed from the file"
     )
@@ -638,6 +644,13 @@ def _predict(args: argparse.Namespace) -> int:
     count = write_jsonl(presented(rows, args.digits, args.threshold), args.output, sys.stdout, args.format)
     if args.output and not args.quiet:
         print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    from newsclf.train.jobs.check_data import check_data
+
+    print(check_data(_experiment_config(args)), end="")
     return 0
 
 

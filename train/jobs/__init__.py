@@ -1,3 +1,3 @@
-"""What the CLI runs besides training: card, pages, audit, evaluation, init, monitoring, selection, scoring."""
+"""What the CLI runs besides training: card, pages, audit, data checks, evaluation, init, monitor, select, scoring."""
 
-__all__ = ["audit", "card", "evaluate", "init", "monitor", "pages", "score", "select"]
+__all__ = ["audit", "card", "check_data", "evaluate", "init", "monitor", "pages", "score", "select"]
