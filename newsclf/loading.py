@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from newsclf.errors import NewsclfError
@@ -45,7 +48,8 @@ def model_folder(uri: str | Path, scratch: str | Path, tracking_uri: str | None 
         location = _logged_model_location(text, tracking_uri)
         # Only the newsclf folder: the rest of the logged model (code, env files) is not needed.
         repository = get_artifact_repository(location, tracking_uri=tracking_uri)
-        return Path(repository.download_artifacts(f"artifacts/{ARTIFACT_KEY}", dst_path=str(scratch)))
+        with _no_download_bars():
+            return Path(repository.download_artifacts(f"artifacts/{ARTIFACT_KEY}", dst_path=str(scratch)))
     except MlflowException as exc:
         if _UNREACHABLE.search(exc.message):
             raise NewsclfError(
@@ -118,3 +122,18 @@ def _newsclf_folder(folder: Path) -> Path:
         if (candidate / MANIFEST).is_file():
             return candidate
     raise NewsclfError(f"{folder}: neither a newsclf model folder nor a logged newsclf MLflow model")
+
+
+@contextlib.contextmanager
+def _no_download_bars() -> Iterator[None]:
+    """MLflow's "Downloading artifacts" bars off while a model loads (a notebook printed them on every
+    load), unless the user's environment asks for them."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)

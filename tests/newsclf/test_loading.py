@@ -1,3 +1,5 @@
+import os
+
 import mlflow
 import pytest
 
@@ -30,3 +32,11 @@ def test_an_unknown_registered_model_is_a_clear_error(tracking_uri):
 def test_text_that_is_neither_folder_nor_uri_is_refused(tmp_path):
     with pytest.raises(NewsclfError, match="neither a folder nor an MLflow URI"):
         load_model(str(tmp_path / "no-such-folder"))
+
+
+def test_loading_from_the_registry_draws_no_download_bars(trained_store, capfd, monkeypatch):
+    _, uri, _ = trained_store
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    load_model("models:/test-model@champion", uri)
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ  # the user's environment is left as it was
