@@ -200,7 +200,10 @@ class NewsClassifier:
             proba[empty] = 1.0 / proba.shape[1]
             probabilities[task] = proba
         if "tone" in probabilities and (short := self.metadata.get(SHORT_TEXT_TONE)):
-            probabilities["tone"] = temper(probabilities["tone"], _short_text_temperatures(cleaned, short))
+            temperatures = _short_text_temperatures(cleaned, short)
+            tempered = temperatures != 1.0  # the others keep their scores bit for bit
+            if tempered.any():
+                probabilities["tone"][tempered] = temper(probabilities["tone"][tempered], temperatures[tempered])
         if self.tone_applies is not None:
             applies = (
                 _probabilities(self.tone_applies, features["topic"])[

@@ -76,9 +76,15 @@ def test_the_served_model_gives_scikit_learns_calibrated_probabilities_and_still
     model = calibration.model
     texts = validation.texts[:7] + [""]
     scored = model.predict_proba(texts)
+    # Articles of 60 words or more, whose tone no short-text temperature touches.
+    long = [i for i, text in enumerate(texts[:7]) if len(text.split()) >= 80]
+    assert long
     for task in model.tasks:
         # Bit for bit the same as the pipeline's own predict_proba (the fast path leaves calibrated models alone).
-        assert np.array_equal(scored[task][:7], model.pipelines[task].predict_proba(texts[:7]))
+        expected = model.pipelines[task].predict_proba(texts[:7])
+        assert np.array_equal(scored[task][long], expected[long])
+        if task == "topic":
+            assert np.array_equal(scored[task][:7], expected)
     if model.tone_applies is not None:
         topic_features = model.pipelines["topic"][:-1].transform(texts[:7])
         applies = model.tone_applies.predict_proba(topic_features)[

@@ -91,3 +91,20 @@ def test_the_default_models_tone_is_honest_on_real_news_sentences(shared_path, t
         model.tone_applies,
     )
     assert np.allclose(model.predict_proba(long_texts)["tone"], untempered.predict_proba(long_texts)["tone"])
+
+
+def test_the_served_model_tempers_short_texts_only(small_model):
+    setting = {"temperature": 3.0, "full_up_to_words": 30, "none_from_words": 60, "sentences": 100}
+    tempered = NewsClassifier(
+        small_model.pipelines["topic"],
+        small_model.pipelines["tone"],
+        small_model.metadata | {SHORT_TEXT_TONE: setting},
+        small_model.tone_applies,
+    )
+    short = "Artillery shelled the port as troops advanced on the city."
+    long = as_articles(corpus_slice(2)).texts
+    long = [text for text in long if len(text.split()) >= 120][:2]
+    before, after = small_model.predict_proba([short, *long])["tone"], tempered.predict_proba([short, *long])["tone"]
+    assert np.array_equal(before[1:], after[1:])  # articles keep their scores bit for bit
+    assert after[0].max() < before[0].max() and after[0].argmax() == before[0].argmax()
+    assert np.array_equal(small_model.predict_proba([short])["topic"], tempered.predict_proba([short])["topic"])
