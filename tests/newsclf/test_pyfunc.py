@@ -66,7 +66,7 @@ def test_python_api_cli_and_pyfunc_agree(store, tmp_path):
     records = "".join(json.dumps({"id": n, "text": text}) + "\n" for n, text in enumerate(ARTICLES))
     newsclf = str(Path(sys.executable).with_name("newsclf"))
     result = subprocess.run(
-        [newsclf, "predict", "--jsonl", "--model", MODEL_URI, "--tracking-uri", store],
+        [newsclf, "predict", "--jsonl", "--digits", "17", "--model", MODEL_URI, "--tracking-uri", store],
         input=records,
         capture_output=True,
         text=True,

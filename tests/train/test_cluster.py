@@ -247,7 +247,19 @@ def test_a_real_cluster_that_loses_a_worker_and_its_client_still_scores_every_ar
         assert set(scored["id"]) == {item["id"] for item in items}
         assert not [path.name for path in output.iterdir() if path.name.startswith(".")]
         assert (
-            main(["predict", "--jsonl", str(every), "--model", str(small_model_folder), "--output", "plain.jsonl"])
+            main(
+                [
+                    "predict",
+                    "--jsonl",
+                    str(every),
+                    "--digits",
+                    "17",
+                    "--model",
+                    str(small_model_folder),
+                    "--output",
+                    "plain.jsonl",
+                ]
+            )
             == 0
         )
         plain = pd.read_json("plain.jsonl", lines=True, dtype=False).set_index("id")
