@@ -13,9 +13,16 @@ from newsclf.steps import classifier_of, tfidf_of
 
 
 def contributions(
-    pipeline: Pipeline, features: Any, label_index: int, names: np.ndarray, cleaned: str, top_k: int
+    pipeline: Pipeline,
+    features: Any,
+    label_index: int,
+    names: np.ndarray,
+    cleaned: str,
+    top_k: int,
+    against: bool = False,
 ) -> list[dict[str, Any]]:
-    """The ``top_k`` terms of one article (first row of ``features``) that raise class ``label_index``.
+    """The ``top_k`` terms of one article (first row of ``features``) that raise class ``label_index``
+    (with ``against``, those that lower it most, their weights negative, most negative first).
 
     A feature's weight is its TF-IDF value times the classifier's coefficient for the class; for a
     logistic regression the weights of all features plus the intercept make the class's score.
@@ -37,9 +44,10 @@ def contributions(
     for block, gram_weights in by_block.items():
         for word, weight in _spread_over_words(within_words[block], gram_weights, cleaned).items():
             totals[(word, "char")] += weight
+    sign = -1.0 if against else 1.0
     ranked = sorted(
-        ((weight, term, kind) for (term, kind), weight in totals.items() if weight > 0),
-        key=lambda item: (-item[0], item[1]),
+        ((weight, term, kind) for (term, kind), weight in totals.items() if sign * weight > 0),
+        key=lambda item: (-sign * item[0], item[1]),
     )
     return [{"term": term, "kind": kind, "weight": weight} for weight, term, kind in ranked[: max(int(top_k), 0)]]
 

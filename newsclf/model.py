@@ -129,8 +129,9 @@ class NewsClassifier:
     def explain(self, text: Any, top_k: int = 10) -> dict[str, dict[str, Any]]:
         """The terms that pushed one article towards its predicted topic and tone.
 
-        Per task: ``label`` (as :meth:`predict` gives it) and ``terms``, at most ``top_k`` dicts
-        ``{"term", "kind", "weight"}`` with positive weight, largest first. A weight is the
+        Per task: ``label`` (as :meth:`predict` gives it), ``terms``, at most ``top_k`` dicts
+        ``{"term", "kind", "weight"}`` with positive weight, largest first, and ``against``, the
+        ``top_k`` terms that pulled away from ``label`` (negative weight, most negative first). A weight is the
         term's TF-IDF value in this article times the classifier's coefficient for ``label``.
         ``kind`` is ``word`` for word and word-pair features, ``char`` for a word of the article
         whose character n-grams are summed.
@@ -142,19 +143,19 @@ class NewsClassifier:
         explained = {}
         for task, proba in scores.labelled():
             label = None if scores.empty[0] else self.labels(task)[int(proba[0].argmax())]
-            terms = (
-                []
-                if label is None
-                else contributions(
-                    self.pipelines[task],
-                    scores.features[task],
-                    self.labels(task).index(label),
-                    self._names(task, scores.cleaned[0]),
-                    scores.cleaned[0],
-                    top_k,
-                )
-            )
-            explained[task] = {"label": label, "terms": terms}
+            sides = {"terms": [], "against": []}
+            if label is not None:
+                for side in sides:
+                    sides[side] = contributions(
+                        self.pipelines[task],
+                        scores.features[task],
+                        self.labels(task).index(label),
+                        self._names(task, scores.cleaned[0]),
+                        scores.cleaned[0],
+                        top_k,
+                        against=side == "against",
+                    )
+            explained[task] = {"label": label} | sides
         return explained
 
     def paragraph_tones(self, text: Any) -> list[dict[str, Any]]:

@@ -217,7 +217,16 @@ def test_character_ngrams_are_summed_onto_the_words_they_come_from(small_model):
 
 
 def test_explaining_empty_text_gives_no_terms(small_model):
-    assert small_model.explain("  ") == {"topic": {"label": None, "terms": []}, "tone": {"label": None, "terms": []}}
+    nothing = {"label": None, "terms": [], "against": []}
+    assert small_model.explain("  ") == {"topic": nothing, "tone": nothing}
+
+
+def test_explanations_give_the_terms_against_the_label_too(small_model):
+    explained = small_model.explain("Artillery shelled the port while envoys met for ceasefire talks in Doha.")
+    for task in ("topic", "tone"):
+        against = [term["weight"] for term in explained[task]["against"]]
+        assert against and all(weight < 0 for weight in against) and against == sorted(against)
+        assert all(term["weight"] > 0 for term in explained[task]["terms"])
 
 
 def test_paragraphs_are_scored_after_cleaning(small_model):
