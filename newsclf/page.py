@@ -382,6 +382,9 @@ def _legend(poles: tuple[str, str] | None) -> str:
         '<li><span class="swatch removed"></span>removed by the cleaner, with the reason (grey)</li>'
         '<li><mark class="topic">topic term</mark> dotted underline, <mark class="tone">tone term</mark> solid '
         "underline (double: both); hover for the weights</li></ul>"
+        '<p class="note">A paragraph\'s tone is scored as if it were an article of its own; for a short one '
+        "(a headline, a sentence) the model is less sure than for an article, and its score is tempered towards "
+        "undecided by what the model learnt about single sentences. The article's own tone is above.</p>"
     )
 
 
@@ -404,6 +407,7 @@ background:linear-gradient(to right,rgb(171,201,251),#fff,rgb(241,171,165))}
 .line p{margin:.15rem 0;overflow-wrap:anywhere}.label{font-size:.8rem;font-weight:bold;color:#333}
 .removed{background:#f2f2f2;color:#777;border-left-style:dashed}.removed p{text-decoration:line-through}
 .legend{list-style:none;padding:0;font-size:.85rem;display:flex;flex-wrap:wrap;gap:.3rem 1.2rem}
+.note{font-size:.85rem;color:#444}
 .swatch{display:inline-block;width:1rem;height:.8rem;border:1px solid #888;margin-right:.3rem;vertical-align:middle}
 .swatch.removed{background:#f2f2f2;border-style:dashed}
 mark{background:none;color:inherit;font-weight:600}mark.topic{text-decoration:underline dotted 2px}
