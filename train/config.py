@@ -366,7 +366,12 @@ def _require_read_settings(config: ExperimentConfig) -> None:
     its default), naming the key: it would otherwise be logged as if it had shaped the model."""
     streaming = config.fit.mode == "streaming"
     if streaming:
-        for key in ("corrections", "label_issues", "added_labels"):
+        if config.data.added_labels and not config.tracking.recent_data:
+            raise ValueError(
+                "a streaming update (data.added_labels) is judged on the newest labelled window, as it reads no "
+                "validation split: set tracking.recent_data (--recent FILE)"
+            )
+        for key in ("corrections", "label_issues"):
             if getattr(config.data, key):
                 raise ValueError(
                     f"data.{key} is applied by in-memory loading only; train in memory "

@@ -28,8 +28,9 @@ from newsclf.explain import top_terms
 from newsclf.hashing import is_hashed
 from newsclf.model import SHORT_TEXT_TONE, NewsClassifier
 from newsclf.train.config import ExperimentConfig, config_from_dict, load_config, read_settings, with_overrides
-from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, Splits
-from newsclf.train.data.loading import load_splits
+from newsclf.train.data.added import added_articles
+from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, LoadReport, Splits
+from newsclf.train.data.loading import load_articles, load_splits
 from newsclf.train.data.sources import remove_stale_scratch
 from newsclf.train.data.stream import TRAIN, Scan, StreamingError, free_large_blocks_at_once, release_memory, scan
 from newsclf.train.evaluation.evaluate import Evaluation, evaluate
@@ -43,12 +44,12 @@ from newsclf.train.evaluation.metrics import (
 )
 from newsclf.train.fit.calibration import Calibration, calibrate, log_before_after
 from newsclf.train.fit.in_memory import fit_model, require_trainable, search
-from newsclf.train.fit.streaming import fit_streaming, has_tone, hold_out_for_calibration, resumed_state
+from newsclf.train.fit.streaming import fit_streaming, has_tone, hold_out_for_calibration, resumed_state, warm_start
 from newsclf.train.jobs.card import CARD_ARTIFACT, CARD_SETTINGS, model_card
 from newsclf.train.jobs.pages import log_explanation_pages
 from newsclf.train.paths import DEFAULT_TRACKING_URI
 from newsclf.train.progress import Clock
-from newsclf.train.tracking.promotion import Promotion, promote
+from newsclf.train.tracking.promotion import Promotion, current_champion, promote
 from newsclf.train.tracking.registry import describe, log_model, register
 from newsclf.train.tracking.runs import (
     PID_TAG,
@@ -110,6 +111,8 @@ class _Fitted:
     split_sizes: dict[str, int] | None = None
     # Labels per task the model learnt from, for the evaluation's baselines.
     training_labels: dict[str, list] | None = None
+    # The topic mix the model learnt (newsclf monitor's reference), when not that of training_labels.
+    topic_mix: dict[str, float] | None = None
 
 
 class _Feed:
@@ -285,6 +288,71 @@ class _Streamed(_Feed):
         )
 
 
+class _WarmStart(_Feed):
+    """A streaming experiment updated with new labels: the champion's weights, warm-started on the new
+    articles alone (no pass over its corpus), judged on the newest labelled window."""
+
+    def read(self, step):
+        from mlflow.tracking import MlflowClient
+
+        from newsclf.loading import load_model
+
+        config = self.config
+        name, alias = config.tracking.registered_model, config.tracking.champion_alias
+        client = (
+            MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri) if connect(self.tracking_uri) else None
+        )
+        champion = current_champion(client, name, alias) if client is not None else None
+        if champion is None:
+            raise NewsclfError(
+                f"no complete {name}@{alias} to warm-start from; train {config.name} once without --add-labels"
+            )
+        step(f"loading {name} version {champion.version} to warm-start from")
+        self.champion = load_model(f"models:/{name}/{champion.version}", self.tracking_uri)
+        if self.champion.metadata.get("fit_mode") != "streaming":
+            raise NewsclfError(
+                f"{name} version {champion.version} was not trained by streaming, so it has no weights to continue; "
+                "update it in memory (fit.mode = 'in_memory') or train a streaming version first"
+            )
+        self.version = str(champion.version)
+        self.fingerprint = client.get_run(champion.run_id).data.tags.get("data_fingerprint", "")
+        self.added = added_articles(config.data)
+        recent_data = dataclasses.replace(config.data, source=config.tracking.recent_data, added_labels=())
+        self.recent, _, _ = load_articles(recent_data, tone_optional=True)
+        step(f"{len(self.added)} new articles to learn from, {len(self.recent)} recent ones to be judged on")
+
+    def report(self):
+        return LoadReport(source=", ".join(self.config.data.added_labels), fingerprint=self.fingerprint)
+
+    def log_data(self):
+        import mlflow
+
+        mlflow.set_tags({"newsclf.fit_mode": "streaming warm start", "warm_start.from_version": self.version})
+        return log_data_report(self._splits(), self.config.data)
+
+    def _splits(self) -> Splits:
+        return Splits(
+            self.added, self.recent, Articles([], [], [], [], []), self.report(), "tone" in self.champion.tasks
+        )
+
+    def fit(self, metadata, step):
+        config = self.config
+        step(f"warm-starting version {self.version} on {len(self.added)} new articles, {config.fit.epochs} passes")
+        model, plain = warm_start(self.champion, self.added, config, step)
+        for each in (model, plain):
+            each.metadata |= metadata | {"warm_start_from": self.version}
+        learnt = {"topic": self.added.topics, "tone": self.added.with_tone().tones}
+        return _Fitted(
+            config,
+            model,
+            model,
+            self._splits(),
+            [(model, plain, {"validation": self.recent})],
+            training_labels=learnt,
+            topic_mix=self.champion.metadata.get("topic_mix"),
+        )
+
+
 def _run_or_none(client, run_id: str):
     from mlflow.exceptions import MlflowException
 
@@ -332,7 +400,9 @@ def run(
     from mlflow.tracking import MlflowClient
 
     clock = Clock(progress)
-    feed = (_Streamed if config.fit.mode == "streaming" else _InMemory)(config, tracking_uri, resume)
+    streaming = config.fit.mode == "streaming"
+    kind = _InMemory if not streaming else _WarmStart if config.data.added_labels else _Streamed
+    feed = kind(config, tracking_uri, resume)
     if connect(tracking_uri):
         client = MlflowClient(tracking_uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
@@ -359,7 +429,7 @@ def run(
         config = fitted.config
         # What newsclf monitor compares each window's predicted topic mix against.
         topics = Counter(fitted.training_labels["topic"])
-        mix = {topic: n / sum(topics.values()) for topic, n in sorted(topics.items())}
+        mix = fitted.topic_mix or {topic: n / sum(topics.values()) for topic, n in sorted(topics.items())}
         for model in {id(fitted.model): fitted.model, id(fitted.scored): fitted.scored}.values():
             model.metadata["topic_mix"] = mix
         clock.step("evaluating on validation and test")

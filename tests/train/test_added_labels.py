@@ -82,8 +82,8 @@ def test_a_file_without_the_label_columns_is_refused(base, tmp_path):
         _splits(base, labels)
 
 
-def test_streaming_refuses_added_labels_in_one_line():
-    with pytest.raises(ConfigError, match="data.added_labels is applied by in-memory loading only"):
+def test_a_streaming_update_needs_the_newest_window_to_be_judged_on():
+    with pytest.raises(ConfigError, match="a streaming update .* set tracking.recent_data"):
         config_from_dict({"name": "update", "fit": {"mode": "streaming"}, "data": {"added_labels": ["labels.jsonl"]}})
 
 

@@ -30,7 +30,7 @@ def _champion_version(uri) -> str:
 @pytest.mark.slow  # a full training (or more) into a store: the slow suite
 def test_a_champion_crowned_meanwhile_is_the_one_compared_against(champion_store, monkeypatch):
     config, uri = champion_store
-    real = promotion._champion
+    real = promotion.current_champion
     calls = []
 
     def stale_first_read(*args):
@@ -38,7 +38,7 @@ def test_a_champion_crowned_meanwhile_is_the_one_compared_against(champion_store
         calls.append(args)
         return None if len(calls) == 1 else real(*args)
 
-    monkeypatch.setattr(promotion, "_champion", stale_first_read)
+    monkeypatch.setattr(promotion, "current_champion", stale_first_read)
     second = train(config, uri)
     assert len(calls) == 2 and not second.promoted and _champion_version(uri) == "1"
     assert second.promotion_reason.startswith(f"{NO_DIFFERENCE} from version 1")

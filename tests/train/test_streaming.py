@@ -455,3 +455,46 @@ def test_a_glob_without_a_suffix_is_a_local_source_in_the_lineage(tmp_path):
 
     source = _dataset_source(DataConfig(source=str(tmp_path / "exports" / "*")))
     assert source.to_dict()["uri"] == str(tmp_path / "exports" / "*")
+
+
+@pytest.mark.slow  # two trainings into a store
+def test_a_streaming_update_warm_starts_from_the_champion_on_the_new_articles_alone(tmp_path, store):
+    from mlflow.tracking import MlflowClient
+
+    from newsclf.loading import load_model
+    from newsclf.steps import classifier_of
+    from newsclf.train.classifiers import uncalibrated
+    from newsclf.train.training import run
+
+    base = _config(write_jsonl(tmp_path / "items.jsonl", corpus_slice(10)), name="warm")
+    first = run(base, store)
+    fresh = [item for item in corpus_slice(18) if item not in corpus_slice(10)]
+    added = write_jsonl(tmp_path / "added.jsonl", fresh[::2])
+    recent = write_jsonl(tmp_path / "recent.jsonl", fresh[1::2])
+    update = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, added_labels=(str(added),)),
+        tracking=dataclasses.replace(base.tracking, recent_data=str(recent)),
+    )
+    second = run(update, store)
+    client = MlflowClient(store)
+    tags = client.get_run(second.run_id).data.tags
+    assert tags["newsclf.fit_mode"] == "streaming warm start" and tags["warm_start.from_version"] == first.version
+    assert f"recent articles of tracking.recent_data {recent}" in second.promotion_reason
+    before, after = load_model(first.model_uri, store), load_model(second.model_uri, store)
+    assert (
+        after.metadata["warm_start_from"] == first.version
+        and after.metadata["topic_mix"] == before.metadata["topic_mix"]
+    )
+    weights = [uncalibrated(classifier_of(model.pipelines["topic"])).coef_ for model in (before, after)]
+    assert weights[0].shape == weights[1].shape and not np.array_equal(*weights)  # updated, same hashed features
+    assert after.predict(fresh[0]["text"])["topic"] in base.data.topic_labels
+
+
+def test_a_streaming_update_refuses_a_correction_it_cannot_apply(tmp_path):
+    from newsclf.train.data.added import added_articles
+
+    labels = write_jsonl(tmp_path / "labels.jsonl", [{"id": "art-1", "topic": "sports"}])
+    data = dataclasses.replace(_config(tmp_path / "x.jsonl").data, added_labels=(str(labels),))
+    with pytest.raises(DataError, match="line 1 .*a streaming update reads the new articles only"):
+        added_articles(data)

@@ -110,3 +110,21 @@ def _parse(fields: dict, data: DataConfig, where: str, item_id: str) -> _Label:
     raw_tone = fields.get(data.tone_column) if data.tone_column else None
     tone = map_label(raw_tone, "tone", data.tone_map, data.tone_drop, data.tone_labels, where)
     return _Label(where, item_id, topic, tone, None)
+
+
+def added_articles(data: DataConfig) -> Articles:
+    """Every labelled article of ``data.added_labels``, for an update that reads no corpus (a streaming
+    warm start): a line without text is refused, since it corrects an article of the corpus."""
+    articles = Articles([], [], [], [], [])
+    for label in _read(data):
+        if label.article is None:
+            raise DataError(
+                f"{label.where}: no {data.text_column!r}; a streaming update reads the new articles only, so a "
+                "correction of a corpus article needs its text (or train in memory)"
+            )
+        text, topic, tone, date = label.article
+        for column, value in zip(articles._columns(), (label.item_id, text, topic, tone, date)):
+            column.append(value)
+    if not articles:
+        raise DataError(f"{', '.join(data.added_labels)}: no labelled articles to update with")
+    return articles

@@ -33,8 +33,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from newsclf.features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, hashed_counts, take_rows
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
-from newsclf.steps import CLASSIFIER
-from newsclf.train.classifiers import build_classifier
+from newsclf.steps import CLASSIFIER, classifier_of
+from newsclf.train.classifiers import build_classifier, uncalibrated
 from newsclf.train.config import ExperimentConfig, read_settings
 from newsclf.train.data.articles import Articles, DataError
 from newsclf.train.data.sources import scratch_prefix
@@ -62,7 +62,14 @@ _CHECKPOINT_SLOTS = (f"{CHECKPOINT_FOLDER}/even", f"{CHECKPOINT_FOLDER}/odd", CH
 _CALIBRATION_SHARE = 1 / 20
 _CALIBRATION_MIN = 20
 
-__all__ = ["CHECKPOINT", "CHECKPOINT_FOLDER", "fit_streaming", "hold_out_for_calibration", "resumed_state"]
+__all__ = [
+    "CHECKPOINT",
+    "CHECKPOINT_FOLDER",
+    "fit_streaming",
+    "hold_out_for_calibration",
+    "resumed_state",
+    "warm_start",
+]
 
 
 @dataclass
@@ -376,3 +383,54 @@ def _model(cleaner, features: FeatureUnion, classifiers, metadata: dict) -> News
         metadata | {"fit_mode": "streaming"},
         classifiers.get("tone_applies"),
     )
+
+
+def warm_start(
+    champion: NewsClassifier, articles: Articles, config: ExperimentConfig, progress: Callable[[str], None]
+) -> tuple[NewsClassifier, NewsClassifier]:
+    """The champion updated with ``articles`` alone, no pass over the corpus it learnt from: its
+    classifiers continue ``partial_fit`` for ``fit.epochs`` shuffled passes over them, through its own
+    cleaning and hashed features, and keep their calibration maps. Returns the calibrated model and
+    the same without calibration."""
+    topic = champion.pipelines["topic"]
+    steps = topic.steps[:-1]
+    cleaner, features = steps[0][1], steps[1][1]
+    outputs = {task: classifier_of(pipeline) for task, pipeline in champion.pipelines.items()}
+    if champion.tone_applies is not None:
+        outputs["tone_applies"] = champion.tone_applies
+    inner = {task: copy.deepcopy(uncalibrated(classifier)) for task, classifier in outputs.items()}
+    matrix = features.transform(cleaner.transform(articles.texts))
+    topics = np.array(articles.topics, dtype=object)
+    tones = np.array(articles.tones, dtype=object)
+    has_tone = np.array([tone is not None for tone in articles.tones])
+    rng = np.random.default_rng(config.seed)
+    for epoch in range(1, config.fit.epochs + 1):
+        order = rng.permutation(len(articles))
+        for start in range(0, len(order), config.fit.batch_size):
+            chosen = np.sort(order[start : start + config.fit.batch_size])
+            inner["topic"].partial_fit(matrix[chosen], topics[chosen])
+            toned = chosen[has_tone[chosen]]
+            if "tone" in inner and len(toned):
+                inner["tone"].partial_fit(matrix[toned], tones[toned])
+            if "tone_applies" in inner:
+                applies = np.where(has_tone[chosen], APPLIES, NOT_APPLICABLE)
+                inner["tone_applies"].partial_fit(matrix[chosen], applies)
+        progress(f"warm start: pass {epoch}/{config.fit.epochs} over {len(articles)} new articles")
+    calibrated = {task: _with_estimator(outputs[task], inner[task]) for task in inner}
+
+    def model(classifiers: dict) -> NewsClassifier:
+        pipelines = {task: Pipeline([*steps, (CLASSIFIER, classifiers[task])]) for task in champion.pipelines}
+        return NewsClassifier(
+            pipelines["topic"], pipelines.get("tone"), dict(champion.metadata), classifiers.get("tone_applies")
+        )
+
+    return model(calibrated), model(inner)
+
+
+def _with_estimator(classifier: Any, estimator: Any) -> Any:
+    """``classifier`` with its inner estimator replaced: a calibration wrapper keeps its maps around the new one."""
+    if classifier is uncalibrated(classifier):
+        return estimator
+    wrapped = copy.deepcopy(classifier)
+    wrapped.calibrated_classifiers_[0].estimator = estimator
+    return wrapped

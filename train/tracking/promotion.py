@@ -56,9 +56,9 @@ def promote(
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     name, alias = config.tracking.registered_model, config.tracking.champion_alias
-    judged = _judge(client, candidate, splits, config, tracking_uri, _champion(client, name, alias))
+    judged = _judge(client, candidate, splits, config, tracking_uri, current_champion(client, name, alias))
     with promotion_lock(tracking_uri, name):
-        current = _champion(client, name, alias)
+        current = current_champion(client, name, alias)
         if _version_of(current) != judged.champion_version:  # someone promoted meanwhile: judge against them
             judged = _judge(client, candidate, splits, config, tracking_uri, current)
         if judged.promoted:
@@ -179,7 +179,7 @@ def _no_reference(champion, why: str) -> str:
     )
 
 
-def _champion(client, name: str, alias: str):
+def current_champion(client, name: str, alias: str):
     """The complete version behind ``alias``, or None."""
     from mlflow.exceptions import MlflowException
 
