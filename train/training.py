@@ -154,6 +154,12 @@ class _InMemory(_Feed):
             f"removed, {report.skipped_empty} empty rows skipped, "
             f"{sum(report.dropped_by_label.values())} dropped by label"
         )
+        if added := report.review.get("added_labels"):
+            corrected = ", ".join(f"{n} in {split}" for split, n in added["corrections"].items()) or "none"
+            step(
+                f"added labels: {added['new_articles']} new articles joined train; corrections of articles the "
+                f"data has: {corrected}; {added['unchanged']} labels the data already had"
+            )
 
     def report(self):
         return self.splits.report

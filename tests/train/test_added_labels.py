@@ -13,7 +13,8 @@ from newsclf.train.data.loading import load_splits
 from newsclf.train.tracking.runs import config_from_params
 from tests.helpers import corpus_slice, small_config, write_jsonl
 
-TOPIC = load_config("default").data.topic_labels[0]
+TOPICS = load_config("default").data.topic_labels
+TOPIC = TOPICS[0]
 
 
 @pytest.fixture
@@ -152,3 +153,18 @@ _AS_TRAINED = {
 
 def _labelled(item: dict) -> dict:
     return {"id": item["id"], "text": item["text"], "topic": item["topic"], "tone": item.get("tone")}
+
+
+def test_training_says_what_the_added_labels_did(base, tmp_path):
+    from newsclf.train.training import _InMemory
+
+    before = _splits(base)
+    rows = _new_articles(3) + [
+        {"id": before.test.ids[0], "topic": next(t for t in TOPICS if t != before.test.topics[0])}
+    ]
+    config = dataclasses.replace(
+        base, data=dataclasses.replace(base.data, added_labels=(str(write_jsonl(tmp_path / "l.jsonl", rows)),))
+    )
+    said: list[str] = []
+    _InMemory(config, "sqlite:///unused.db", None).read(said.append)
+    assert "added labels: 3 new articles joined train; corrections of articles the data has: 1 in test" in said[-1]
