@@ -30,7 +30,7 @@ from newsclf.model import SHORT_TEXT_TONE, NewsClassifier
 from newsclf.train.config import ExperimentConfig, config_from_dict, load_config, read_settings, with_overrides
 from newsclf.train.data.added import added_articles
 from newsclf.train.data.articles import SPLIT_NAMES, Articles, DataError, LoadReport, Splits
-from newsclf.train.data.loading import load_articles, load_splits
+from newsclf.train.data.loading import load_splits
 from newsclf.train.data.sources import remove_stale_scratch
 from newsclf.train.data.stream import TRAIN, Scan, StreamingError, free_large_blocks_at_once, release_memory, scan
 from newsclf.train.evaluation.evaluate import Evaluation, evaluate
@@ -49,7 +49,7 @@ from newsclf.train.jobs.card import CARD_ARTIFACT, CARD_SETTINGS, model_card
 from newsclf.train.jobs.pages import log_explanation_pages
 from newsclf.train.paths import DEFAULT_TRACKING_URI
 from newsclf.train.progress import Clock
-from newsclf.train.tracking.promotion import Promotion, current_champion, promote
+from newsclf.train.tracking.promotion import Promotion, current_champion, promote, read_recent, require_recent
 from newsclf.train.tracking.registry import describe, log_model, register
 from newsclf.train.tracking.runs import (
     PID_TAG,
@@ -323,8 +323,7 @@ class _WarmStart(_Feed):
         self.version = str(champion.version)
         self.fingerprint = client.get_run(champion.run_id).data.tags.get("data_fingerprint", "")
         self.added = added_articles(config.data)
-        recent_data = dataclasses.replace(config.data, source=config.tracking.recent_data, added_labels=())
-        self.recent, _, _ = load_articles(recent_data, tone_optional=True)
+        self.recent = read_recent(config)
         step(f"{len(self.added)} new articles to learn from, {len(self.recent)} recent ones to be judged on")
 
     def report(self):
@@ -416,6 +415,7 @@ def run(
             clock.step(f"marked run {stale.run_id} ({stale.name}) KILLED: {stale.reason}")
     clock.step("loading data")
     feed.read(clock.step)
+    require_recent(config)
     report = feed.report()
 
     mlflow.set_tracking_uri(tracking_uri)

@@ -168,3 +168,17 @@ def test_training_says_what_the_added_labels_did(base, tmp_path):
     said: list[str] = []
     _InMemory(config, "sqlite:///unused.db", None).read(said.append)
     assert "added labels: 3 new articles joined train; corrections of articles the data has: 1 in test" in said[-1]
+
+
+def test_missing_or_bad_labels_and_recent_files_are_refused_before_training(base, tmp_path):
+    from newsclf.train.tracking.promotion import require_recent
+
+    with pytest.raises(DataError, match="labels file not found: .*nope.jsonl; pass --add-labels"):
+        _splits(base, tmp_path / "nope.jsonl")
+    missing = dataclasses.replace(base, tracking=dataclasses.replace(base.tracking, recent_data=str(tmp_path / "no")))
+    with pytest.raises(DataError, match="recent labelled file not found: .*; pass --recent"):
+        require_recent(missing)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "z", "text": "Envoys met.", "topic": "gardening"}])
+    unreadable = dataclasses.replace(base, tracking=dataclasses.replace(base.tracking, recent_data=str(bad)))
+    with pytest.raises(DataError, match=r"--recent \(tracking.recent_data\): .*topic 'gardening' is not in"):
+        require_recent(unreadable)

@@ -77,6 +77,8 @@ def _read(data: DataConfig) -> list[_Label]:
     seen: dict[str, str] = {}
     labels: list[_Label] = []
     for path in data.added_labels:
+        if not Path(path).exists():
+            raise DataError(f"labels file not found: {path}; pass --add-labels with the labelled files")
         dataset = read_dataset(path)
         columns = set(dataset.column_names)
         for required in (data.id_column, data.topic_column):

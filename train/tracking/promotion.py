@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
+from newsclf.errors import NewsclfError
 from newsclf.model import NewsClassifier
 from newsclf.train.config import ExperimentConfig
 from newsclf.train.data.articles import Articles, DataError, Splits
@@ -114,6 +116,32 @@ def _said(comparison: Comparison, champion_version: str, articles: int, descript
     )
 
 
+def require_recent(config: ExperimentConfig) -> None:
+    """Refuse, before any training, a ``tracking.recent_data`` the gate could not read."""
+    source = config.tracking.recent_data
+    if not source:
+        return
+    if not source.startswith("hub:") and not Path(source).exists():
+        raise DataError(f"recent labelled file not found: {source}; pass --recent with the newest labelled window")
+    try:
+        read_recent(config)
+    except NewsclfError as exc:
+        raise DataError(f"--recent (tracking.recent_data): {exc}") from None
+
+
+def read_recent(config: ExperimentConfig) -> Articles:
+    """The articles of ``tracking.recent_data``, read with the experiment's columns and labels."""
+    data = dataclasses.replace(
+        config.data,
+        source=config.tracking.recent_data,
+        corrections="",
+        label_issues="",
+        exclude_label_issues=0.0,
+        added_labels=(),
+    )
+    return load_articles(data, tone_optional=True)[0]
+
+
 def _recent(config: ExperimentConfig, splits: Splits) -> tuple[Articles | None, str, str]:
     """The newest labelled window (``tracking.recent_data``), what it is, and why it cannot be used
     (empty when it can); None when the experiment names none."""
@@ -121,11 +149,8 @@ def _recent(config: ExperimentConfig, splits: Splits) -> tuple[Articles | None, 
     if not source:
         return None, "", ""
     description = f"recent articles of tracking.recent_data {source}"
-    data = dataclasses.replace(
-        config.data, source=source, corrections="", label_issues="", exclude_label_issues=0.0, added_labels=()
-    )
     try:
-        recent, _, _ = load_articles(data, tone_optional=True)
+        recent = read_recent(config)
     except DataError as exc:
         return None, description, f"the recent data cannot be read ({exc})"
     overlap = len(set(recent.texts) & set(splits.train.texts))
