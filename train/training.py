@@ -49,7 +49,7 @@ from newsclf.train.jobs.card import CARD_ARTIFACT, CARD_SETTINGS, model_card
 from newsclf.train.jobs.pages import log_explanation_pages
 from newsclf.train.paths import DEFAULT_TRACKING_URI
 from newsclf.train.progress import Clock
-from newsclf.train.tracking.promotion import Promotion, current_champion, promote, read_recent, require_recent
+from newsclf.train.tracking.promotion import Promotion, current_champion, promote, require_recent
 from newsclf.train.tracking.registry import describe, log_model, register
 from newsclf.train.tracking.runs import (
     PID_TAG,
@@ -118,8 +118,9 @@ class _Fitted:
 class _Feed:
     """How one mode reads and fits; the run around it is :func:`run`."""
 
-    def __init__(self, config: ExperimentConfig, tracking_uri: str, resume: str | None):
+    def __init__(self, config: ExperimentConfig, tracking_uri: str, resume: str | None, recent: Articles | None):
         self.config, self.tracking_uri, self.resume = config, tracking_uri, resume
+        self.recent = recent  # the newest labelled window (tracking.recent_data), read once by run()
 
     def read(self, step: Callable[[str], None]) -> None:
         """Read and check the data, before any run starts."""
@@ -323,7 +324,6 @@ class _WarmStart(_Feed):
         self.version = str(champion.version)
         self.fingerprint = client.get_run(champion.run_id).data.tags.get("data_fingerprint", "")
         self.added = added_articles(config.data)
-        self.recent = read_recent(config)
         step(f"{len(self.added)} new articles to learn from, {len(self.recent)} recent ones to be judged on")
 
     def report(self):
@@ -407,15 +407,15 @@ def run(
     clock = Clock(progress)
     streaming = config.fit.mode == "streaming"
     kind = _InMemory if not streaming else _WarmStart if config.data.added_labels else _Streamed
-    feed = kind(config, tracking_uri, resume)
     if connect(tracking_uri):
         client = MlflowClient(tracking_uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
         for stale in end_stale_runs(client, [experiment.experiment_id] if experiment else []):
             clock.step(f"marked run {stale.run_id} ({stale.name}) KILLED: {stale.reason}")
     clock.step("loading data")
+    recent = require_recent(config)
+    feed = kind(config, tracking_uri, resume, recent)
     feed.read(clock.step)
-    require_recent(config)
     report = feed.report()
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -458,7 +458,7 @@ def run(
             info.model_uri, name, {"validation_score": f"{score:.6f}", "data_fingerprint": report.fingerprint}
         )
         clock.step(f"comparing version {version} with @{config.tracking.champion_alias}")
-        promotion = promote(fitted.scored, version, splits, config, tracking_uri)
+        promotion = promote(fitted.scored, version, splits, config, tracking_uri, recent)
         log_promotion(promotion, name, version, tracking_uri)
         clock.step("writing the model card")
         card = model_card(

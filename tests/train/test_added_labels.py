@@ -166,7 +166,7 @@ def test_training_says_what_the_added_labels_did(base, tmp_path):
         base, data=dataclasses.replace(base.data, added_labels=(str(write_jsonl(tmp_path / "l.jsonl", rows)),))
     )
     said: list[str] = []
-    _InMemory(config, "sqlite:///unused.db", None).read(said.append)
+    _InMemory(config, "sqlite:///unused.db", None, None).read(said.append)
     assert "added labels: 3 new articles joined train; corrections of articles the data has: 1 in test" in said[-1]
 
 

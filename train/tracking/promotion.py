@@ -50,19 +50,25 @@ class Promotion:
 
 
 def promote(
-    candidate: NewsClassifier, version: str, splits: Splits, config: ExperimentConfig, tracking_uri: str
+    candidate: NewsClassifier,
+    version: str,
+    splits: Splits,
+    config: ExperimentConfig,
+    tracking_uri: str,
+    recent: Articles | None = None,
 ) -> Promotion:
     """Judge the registered ``version`` (whose pre-refit model is ``candidate``) against the champion
-    and move the alias to it if it is better; the first complete version becomes champion."""
+    and move the alias to it if it is better; the first complete version becomes champion. With
+    ``recent`` (:func:`require_recent`'s articles), the gate after new labels decides."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     name, alias = config.tracking.registered_model, config.tracking.champion_alias
-    judged = _judge(client, candidate, splits, config, tracking_uri, current_champion(client, name, alias))
+    judged = _judge(client, candidate, splits, config, tracking_uri, current_champion(client, name, alias), recent)
     with promotion_lock(tracking_uri, name):
         current = current_champion(client, name, alias)
         if _version_of(current) != judged.champion_version:  # someone promoted meanwhile: judge against them
-            judged = _judge(client, candidate, splits, config, tracking_uri, current)
+            judged = _judge(client, candidate, splits, config, tracking_uri, current, recent)
         if judged.promoted:
             client.set_registered_model_alias(name, alias, version)
     return judged
@@ -73,7 +79,15 @@ def promotion_lock(tracking_uri: str, name: str) -> contextlib.AbstractContextMa
     return store_lock(tracking_uri, f"promotion-{name}", f"another training has been promoting {name}")
 
 
-def _judge(client, candidate: NewsClassifier, splits: Splits, config: ExperimentConfig, tracking_uri: str, champion):
+def _judge(
+    client,
+    candidate: NewsClassifier,
+    splits: Splits,
+    config: ExperimentConfig,
+    tracking_uri: str,
+    champion,
+    recent: Articles | None,
+):
     from newsclf.loading import load_model
 
     if champion is None:
@@ -86,9 +100,10 @@ def _judge(client, candidate: NewsClassifier, splits: Splits, config: Experiment
     if overlap:
         reason = f"the candidate trained on {overlap} of the {len(reference)} reference articles ({description})"
         return Promotion(False, NOT_COMPARED, reason + "; it cannot be judged fairly on them", champion_version)
-    recent, recent_description, problem = _recent(config, splits)
-    if problem:
-        return Promotion(False, NOT_COMPARED, problem, champion_version, description)
+    if recent is not None:
+        recent_description, problem = _recent_problem(recent, config.tracking.recent_data, splits)
+        if problem:
+            return Promotion(False, NOT_COMPARED, problem, champion_version, description)
     reigning = load_model(f"models:/{champion.name}/{champion_version}", tracking_uri)
     comparison = compare_models(reigning, candidate, reference, seed=config.seed)
     reason = _said(comparison, champion_version, len(reference), description)
@@ -116,54 +131,33 @@ def _said(comparison: Comparison, champion_version: str, articles: int, descript
     )
 
 
-def require_recent(config: ExperimentConfig) -> None:
-    """Refuse, before any training, a ``tracking.recent_data`` the gate could not read."""
+def require_recent(config: ExperimentConfig) -> Articles | None:
+    """The articles of ``tracking.recent_data`` (None when the experiment names none), read once before
+    any training so that a missing or unreadable file is one line then, not a surprise at promotion."""
     source = config.tracking.recent_data
     if not source:
-        return
+        return None
     if not source.startswith("hub:") and not Path(source).exists():
         raise DataError(f"recent labelled file not found: {source}; pass --recent with the newest labelled window")
+    data = dataclasses.replace(
+        config.data, source=source, corrections="", label_issues="", exclude_label_issues=0.0, added_labels=()
+    )
     try:
-        read_recent(config)
+        return load_articles(data, tone_optional=True)[0]
     except NewsclfError as exc:
         raise DataError(f"--recent (tracking.recent_data): {exc}") from None
 
 
-def read_recent(config: ExperimentConfig) -> Articles:
-    """The articles of ``tracking.recent_data``, read with the experiment's columns and labels."""
-    data = dataclasses.replace(
-        config.data,
-        source=config.tracking.recent_data,
-        corrections="",
-        label_issues="",
-        exclude_label_issues=0.0,
-        added_labels=(),
-    )
-    return load_articles(data, tone_optional=True)[0]
-
-
-def _recent(config: ExperimentConfig, splits: Splits) -> tuple[Articles | None, str, str]:
-    """The newest labelled window (``tracking.recent_data``), what it is, and why it cannot be used
-    (empty when it can); None when the experiment names none."""
-    source = config.tracking.recent_data
-    if not source:
-        return None, "", ""
+def _recent_problem(recent: Articles, source: str, splits: Splits) -> tuple[str, str]:
+    """What the newest labelled window is, and why the candidate cannot be judged on it (empty when it can)."""
     description = f"recent articles of tracking.recent_data {source}"
-    try:
-        recent = read_recent(config)
-    except DataError as exc:
-        return None, description, f"the recent data cannot be read ({exc})"
     overlap = len(set(recent.texts) & set(splits.train.texts))
-    if overlap:
-        return (
-            None,
-            description,
-            (
-                f"the candidate trained on {overlap} of the {len(recent)} {description}; keep the newest labelled "
-                "window out of --add-labels so the gate can judge on it"
-            ),
-        )
-    return recent, description, ""
+    if not overlap:
+        return description, ""
+    return description, (
+        f"the candidate trained on {overlap} of the {len(recent)} {description}; keep the newest labelled "
+        "window out of --add-labels so the gate can judge on it"
+    )
 
 
 def _reference(client, config: ExperimentConfig, splits: Splits, champion) -> tuple[Articles, str, str]:
