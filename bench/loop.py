@@ -119,12 +119,10 @@ class _Loop:
             if not window:
                 progress(f"{month}: no articles, skipped")
                 continue
-            row = self._predict(month, window, truth, guessed)
+            unlabelled = [UnlabelledArticle(str(i), self.articles.texts[i], self.articles.dates[i]) for i in window]
+            row = self._predict(month, window, unlabelled, truth, guessed)
             alarms += [month] if row["alarm"] else []
             if strategy is not None:
-                unlabelled = [
-                    UnlabelledArticle(str(i), self.articles.texts[i], self.articles.dates[i]) for i in window
-                ]
                 picks = choose(self.champion, unlabelled, budget, strategy, by_topic, seed=number)
                 chosen = [int(choice.article.id) for choice in picks]
                 row["promoted"] = self._update(chosen)
@@ -145,7 +143,9 @@ class _Loop:
             "months": months,
         }
 
-    def _predict(self, month: str, window: list[int], truth: dict, guessed: dict) -> dict:
+    def _predict(
+        self, month: str, window: list[int], unlabelled: list[UnlabelledArticle], truth: dict, guessed: dict
+    ) -> dict:
         """Score the champion on the month, as it stood before any of the month's labels, and monitor it."""
         texts = [self.articles.texts[i] for i in window]
         predictions = self.champion.predict(texts)
@@ -158,7 +158,6 @@ class _Loop:
                 if label is not None:
                     truth[task].append(label)
                     guessed[task].append(prediction[task])
-        unlabelled = [UnlabelledArticle(str(i), self.articles.texts[i], self.articles.dates[i]) for i in window]
         (signals,) = monitor(self.champion, unlabelled, self.mix, by=str(len(window)))
         labels = task_labels(self.champion.labels("topic"), month_truth)
         return {

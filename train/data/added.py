@@ -47,9 +47,7 @@ def add_labels(splits: Splits, data: DataConfig) -> Splits:
                     f"{label.where}: id {label.item_id!r} is not in the training data and the line has no "
                     f"{data.text_column!r}; add the article's text or remove the line"
                 )
-            text, topic, tone, date = label.article
-            for column, value in zip(new._columns(), (label.item_id, text, topic, tone, date)):
-                column.append(value)
+            _append(new, label)
             continue
         split, row = place
         _, _, topics, tones, _ = columns[split]
@@ -70,6 +68,12 @@ def add_labels(splits: Splits, data: DataConfig) -> Splits:
     return dataclasses.replace(
         splits, train=rebuilt["train"].concat(new), validation=rebuilt["validation"], test=rebuilt["test"]
     )
+
+
+def _append(articles: Articles, label: _Label) -> None:
+    """Add the article of a line with text to ``articles``."""
+    for column, value in zip(articles._columns(), (label.item_id, *label.article)):
+        column.append(value)
 
 
 def _read(data: DataConfig) -> list[_Label]:
@@ -124,9 +128,7 @@ def added_articles(data: DataConfig) -> Articles:
                 f"{label.where}: no {data.text_column!r}; a streaming update reads the new articles only, so a "
                 "correction of a corpus article needs its text (or train in memory)"
             )
-        text, topic, tone, date = label.article
-        for column, value in zip(articles._columns(), (label.item_id, text, topic, tone, date)):
-            column.append(value)
+        _append(articles, label)
     if not articles:
         raise DataError(f"{', '.join(data.added_labels)}: no labelled articles to update with")
     return articles

@@ -152,12 +152,12 @@ def fit_short_text_tone(model: NewsClassifier, articles: Articles) -> tuple[dict
     labels = model.labels("tone")
     kept = [i for i, tone in enumerate(tones) if tone in labels]
     proba = model.predict_proba([sentences[i] for i in kept])["tone"]
-    truth = np.array([labels.index(tones[i]) for i in kept])
-
-    def log_loss(temperature: float) -> float:
-        return float(-np.log(np.clip(temper(proba, temperature)[np.arange(len(truth)), truth], 1e-12, 1.0)).mean())
-
-    fitted = minimize_scalar(log_loss, bounds=(0.25, 20.0), method="bounded")
+    truth = [tones[i] for i in kept]
+    fitted = minimize_scalar(
+        lambda temperature: probability_log_loss(truth, temper(proba, temperature), labels),
+        bounds=(0.25, 20.0),
+        method="bounded",
+    )
     setting = {"temperature": round(float(fitted.x), 4), "sentences": len(kept)}
     return setting | {"full_up_to_words": FULL_UP_TO_WORDS, "none_from_words": NONE_FROM_WORDS}, ""
 

@@ -28,10 +28,8 @@ MIN_LABEL_ROWS = 5
 # A column with more distinct values than this (or than half its rows) is not a label column.
 _MAX_LABELS = 50
 _NAMES = {
-    "text": ("text", "body", "content", "article", "story", "description"),
     "title": ("title", "headline", "heading", "subject"),
     "topic": ("topic", "label", "category", "section", "class", "topic_label"),
-    "tone": ("tone", "frame", "framing", "stance"),
     "date": ("date", "published", "published_at", "datetime", "time", "timestamp", "day"),
     "id": ("id", "uid", "guid", "article_id", "doc_id", "url"),
 }
@@ -77,11 +75,11 @@ def guess_columns(source: str) -> Guess:
     named = _by_name("date", columns)
     date = next((name for name in named + [n for n in columns if n not in named] if _dates(columns[name])), "")
     unique = [name for name in columns if len({str(v) for v in columns[name]}) == rows and name not in (text, title)]
-    item_id = _named("id", unique) or ""
+    item_id = _named("id", unique)
     day = sorted(iso_date(value)[:10] for value in columns[date]) if date else []
     return Guess(
         text=text,
-        title=title or "",
+        title=title,
         topic=topic,
         tone=tone,
         date=date,
