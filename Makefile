@@ -18,7 +18,7 @@ BENCH_OUTPUT = $(if $(PUBLISH),bench,reports/bench)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(BIN)/newsclf: pyproject.toml
+$(BIN)/newsclf: pyproject.toml hatch_build.py newsclf/_ngrams.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -336,11 +336,11 @@ def _probabilities(classifier, features) -> np.ndarray:
     if type(classifier) is CalibratedClassifierCV and len(classifier.calibrated_classifiers_) == 1:
         inner = classifier.calibrated_classifiers_[0]
         if _is_fast_linear(inner.estimator):
-            return _calibrated(inner, features @ inner.estimator.coef_.T + inner.estimator.intercept_)
+            return _calibrated(inner, _linear_scores(features, inner.estimator))
     kind = type(classifier)
     if not _is_fast_linear(classifier):
         return classifier.predict_proba(features)
-    scores = features @ classifier.coef_.T + classifier.intercept_
+    scores = _linear_scores(features, classifier)
     if kind is LogisticRegression and len(classifier.classes_) > 2:
         return softmax(scores, copy=False)
     if scores.shape[1] == 1:
@@ -353,6 +353,24 @@ def _probabilities(classifier, features) -> np.ndarray:
     total[total == 0] = proba.shape[1]
     proba /= total.reshape(proba.shape[0], -1)
     return proba
+
+
+def _linear_scores(features, classifier) -> np.ndarray:
+    """``features @ coef_.T + intercept_`` over the columns the rows use.
+
+    scipy multiplies a CSR matrix by a C-ordered copy of ``coef_.T`` (a million columns of a cep model:
+    a 40 MB copy, 14 ms, for one article); the used columns of ``coef_`` are a small copy. Columns keep
+    their order within each row, so every sum is the same one, bit for bit."""
+    from scipy import sparse
+
+    features = sparse.csr_matrix(features)
+    used = np.unique(features.indices)
+    if len(used) * 4 > features.shape[1]:  # most columns used: the plain product copies no more
+        return features @ classifier.coef_.T + classifier.intercept_
+    narrow = sparse.csr_matrix(
+        (features.data, np.searchsorted(used, features.indices), features.indptr), shape=(features.shape[0], len(used))
+    )
+    return narrow @ np.ascontiguousarray(classifier.coef_[:, used].T) + classifier.intercept_
 
 
 def _is_fast_linear(classifier) -> bool:

@@ -1,16 +1,22 @@
-"""Hashed TF-IDF blocks in a served model: the shared fast path steps aside, explanations name the n-grams."""
+"""Hashed TF-IDF blocks: the compiled hasher matches scikit-learn bit for bit, the shared fast path steps
+aside, explanations name the n-grams."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from newsclf._shared_tfidf import SharedFeatures, is_supported
 from newsclf.cleaning import ArticleCleaner
-from newsclf.hashing import HashedTfidfVectorizer, article_term_names, is_hashed
+from newsclf.hashing import HashedTfidfVectorizer, article_term_names, hashed_columns, is_hashed
 from newsclf.model import NewsClassifier
 from tests.helpers import corpus_slice
+from tests.newsclf.test_shared_tfidf import CORPUS
 
 
 def _hashed_model():
@@ -59,3 +65,62 @@ def test_explain_reports_words_of_the_article():
     terms = model.explain(article, top_k=5)["topic"]["terms"]
     assert terms and {term["kind"] for term in terms} <= {"word", "char"}
     assert all(term["term"] in article.lower() for term in terms)
+
+
+# The compiled hasher against scikit-learn's HashingVectorizer: columns, counts and index types.
+_HASHED_SETTINGS = [("word", (1, 3)), ("word", (2, 2)), ("char_wb", (3, 5)), ("char_wb", (1, 4))]
+# Every kind of character the analysis treats apart: case that changes length or depends on context,
+# combining marks (not word characters), digits and numerals of other scripts, wide characters,
+# underscores, and every whitespace Python splits on.
+_UNICODE = st.text(
+    alphabet=st.sampled_from(list("aZ_1.-'ßİΣσςıǅﬁé\u0301中٣Ⅻ²\U0001f600 \n\t\x1c\u2028\u00a0\u3000")), max_size=40
+)
+
+
+def _scikit_learn_counts(texts, analyzer, ngram_range, n_features=2**20):
+    return HashingVectorizer(
+        analyzer=analyzer,
+        ngram_range=ngram_range,
+        n_features=n_features,
+        norm=None,
+        alternate_sign=False,
+        dtype=np.float32,
+    ).transform(texts)
+
+
+def _assert_same_matrix(ours, theirs):
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    for part in ("indptr", "indices", "data"):
+        assert getattr(ours, part).dtype == getattr(theirs, part).dtype, part
+        np.testing.assert_array_equal(getattr(ours, part), getattr(theirs, part), err_msg=part)
+
+
+@pytest.mark.skipif(hashed_columns is None, reason="newsclf/_ngrams.c is not built")
+@pytest.mark.parametrize(("analyzer", "ngram_range"), _HASHED_SETTINGS)
+def test_compiled_hashing_gives_scikit_learns_counts_on_news(analyzer, ngram_range):
+    texts = [item["text"] for item in corpus_slice(10)] + CORPUS + [""]
+    ours = HashedTfidfVectorizer(analyzer=analyzer, ngram_range=ngram_range, n_features=2**20).counts(texts)
+    _assert_same_matrix(ours, _scikit_learn_counts(texts, analyzer, ngram_range))
+
+
+@pytest.mark.skipif(hashed_columns is None, reason="newsclf/_ngrams.c is not built")
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(_UNICODE, min_size=1, max_size=6), setting=st.sampled_from(_HASHED_SETTINGS))
+def test_compiled_hashing_gives_scikit_learns_counts_on_arbitrary_text(texts, setting):
+    analyzer, ngram_range = setting
+    # Few columns, so that distinct n-grams collide and counts add up across them as well.
+    ours = HashedTfidfVectorizer(analyzer=analyzer, ngram_range=ngram_range, n_features=64).counts(texts)
+    _assert_same_matrix(ours, _scikit_learn_counts(texts, analyzer, ngram_range, n_features=64))
+
+
+def test_texts_the_compiled_hasher_cannot_take_fall_back_to_scikit_learn():
+    vectorizer = HashedTfidfVectorizer(analyzer="word", ngram_range=(1, 2), n_features=2**10)
+    # A lone surrogate has no UTF-8 form; outside any token scikit-learn never encodes it.
+    texts = ["troops \ud800 advance", "envoys meet"]
+    _assert_same_matrix(vectorizer.counts(texts), _scikit_learn_counts(texts, "word", (1, 2), n_features=2**10))
+    # Settings it does not implement take scikit-learn's path.
+    custom = HashedTfidfVectorizer(analyzer="word", n_features=2**10)
+    custom.token_pattern = r"\S+"  # not a parameter of its own: inherited from HashingVectorizer
+    assert custom._compiled_counts(["a b"]) is None and custom.counts(["a b"]).nnz == 2
+    with pytest.raises(UnicodeEncodeError):  # inside a char n-gram it fails as scikit-learn fails
+        HashedTfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3)).counts(["x\ud800y"])
