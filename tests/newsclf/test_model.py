@@ -298,3 +298,6 @@ def test_probabilities_are_scikit_learns_predict_proba_bit_for_bit(kind, classes
     assert np.array_equal(
         _probabilities(classifier, probe.astype(np.float64)), classifier.predict_proba(probe.astype(np.float64))
     )
+    # Rows using few of the columns take the narrow product (only those columns of coef_).
+    narrow = sparse.random(5, 40, density=0.05, format="csr", dtype=np.float32, random_state=2)
+    assert np.array_equal(_probabilities(classifier, narrow), classifier.predict_proba(narrow))
