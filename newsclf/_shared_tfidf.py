@@ -20,7 +20,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from newsclf.cleaning import ArticleCleaner
-from newsclf.counting import BulkTfidfVectorizer, columns_by_word, flatten_counters, known_columns, word_cells
+from newsclf.counting import (
+    BulkTfidfVectorizer,
+    columns_by_word,
+    flatten_counters,
+    has_vocabulary,
+    known_columns,
+    vocabulary_size,
+    word_cells,
+)
 from newsclf.steps import CLEAN, TFIDF, cleaner_of, tfidf_of
 
 # Words remembered per analyzer: a few hundred bytes each (about 2.5 KB for the longest), so tens of MB at most.
@@ -40,7 +48,7 @@ def is_supported(union: object) -> bool:
 def _supported_vectorizer(vectorizer: object) -> bool:
     return (
         type(vectorizer) in (TfidfVectorizer, BulkTfidfVectorizer)
-        and hasattr(vectorizer, "vocabulary_")
+        and has_vocabulary(vectorizer)
         and vectorizer.input == "content"
         and vectorizer.analyzer in ("word", "char", "char_wb")
         and vectorizer.preprocessor is None
@@ -70,18 +78,25 @@ class _Analysis:
     def __init__(self, vectorizer: TfidfVectorizer):
         self.analyze = vectorizer.build_analyzer()
         self.per_word = vectorizer.analyzer == "char_wb"
-        self.vocabularies: list[dict[str, int]] = []
+        self.vectorizers: list[TfidfVectorizer] = []
         self._words: dict[str, list[np.ndarray]] = {}
 
+    @property
+    def vocabularies(self) -> list[dict[str, int]]:
+        return [vectorizer.vocabulary_ for vectorizer in self.vectorizers]
+
     def add(self, vectorizer: TfidfVectorizer) -> int:
-        self.vocabularies.append(vectorizer.vocabulary_)
-        return len(self.vocabularies) - 1
+        self.vectorizers.append(vectorizer)
+        return len(self.vectorizers) - 1
 
     def counts(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per vocabulary: (row, column, count) of every known n-gram of every text.
 
         A (row, column) cell may appear more than once; its counts add up.
         """
+        compiled = self._compiled_counts(texts)
+        if compiled is not None:
+            return compiled
         if self.per_word:
             return self._counts_by_word(texts)
         grams, rows, counts = flatten_counters([Counter(self.analyze(text)) for text in texts])
@@ -90,6 +105,21 @@ class _Analysis:
             columns = known_columns(vocabulary, grams)
             known = columns >= 0
             result.append((rows[known], columns[known], counts[known]))
+        return result
+
+    def _compiled_counts(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+        """:meth:`counts` through each vocabulary's compiled lookup, or None where one does not apply."""
+        if not all(isinstance(vectorizer, BulkTfidfVectorizer) for vectorizer in self.vectorizers):
+            return None
+        texts = list(texts)
+        result = []
+        for vectorizer in self.vectorizers:
+            found = vectorizer.compiled_columns(texts)
+            if found is None:
+                return None
+            indptr, columns = found
+            rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(indptr))
+            result.append((rows, columns.astype(np.int64), np.ones(len(columns), dtype=np.int64)))
         return result
 
     def _counts_by_word(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -102,7 +132,7 @@ class _Analysis:
             entries = [learnt[word] if entry is None else entry for word, entry in zip(words, entries)]
         return [
             word_cells([entry[index] for entry in entries], word_rows, word_repeats)
-            for index in range(len(self.vocabularies))
+            for index in range(len(self.vectorizers))
         ]
 
     def _remember(self, words: list[str]) -> dict[str, list[np.ndarray]]:
@@ -165,7 +195,7 @@ class _UnionWeights:
 
     def __init__(self, vectorizers: list[TfidfVectorizer], sources: list[tuple[_Analysis, int]]):
         self.sources = sources
-        widths = [len(vectorizer.vocabulary_) for vectorizer in vectorizers]
+        widths = [vocabulary_size(vectorizer) for vectorizer in vectorizers]
         self.offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
         self.width = int(sum(widths))
         self.dtype = vectorizers[0].dtype

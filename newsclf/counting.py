@@ -7,6 +7,11 @@ maps them to columns with dictionary lookups driven from C: news text repeats it
 fitting and transforming take a third less time. Fitting also sorts and prunes the vocabulary
 without a Python step per n-gram, which is a quarter of the fit for word 1-3 grams on 30k news
 summaries (900k n-grams). The other analyzers count n-grams as scikit-learn does.
+
+A fitted vocabulary is pickled as its terms in one string, not as a dict: unpickling a million-term
+dict took a second, the string takes milliseconds. Transforming looks the n-grams up in compiled code
+(``newsclf/_ngrams.c``) through a table built from that string, and ``vocabulary_`` is built as a
+dict only when something asks for it. Without the compiled module, scikit-learn's lookups are used.
 """
 
 from __future__ import annotations
@@ -20,8 +25,31 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+try:
+    from newsclf._ngrams import vocabulary_columns, vocabulary_table
+except ImportError:  # not built (a bare source tree): Python dict lookups, same columns
+    vocabulary_columns = vocabulary_table = None
+
 # The whitespace runs scikit-learn's char_wb analyzer collapses before splitting a text into words.
 _WHITE_SPACES = re.compile(r"\s\s+")
+# scikit-learn's default word tokens, the only ones the compiled lookup finds.
+DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+# Where a pickled BulkTfidfVectorizer keeps its terms, in column order, each followed by a NUL.
+_TERMS = "_vocabulary_terms"
+
+
+def compiled_analysis_applies(vectorizer) -> bool:
+    """Whether newsclf/_ngrams.c finds the n-grams this vectorizer's analyzer finds (word with the
+    default tokens, or char_wb; no custom preprocessing, tokenizing, stop words or accent stripping)."""
+    return (
+        vectorizer.input == "content"
+        and vectorizer.analyzer in ("word", "char_wb")
+        and (vectorizer.analyzer == "char_wb" or vectorizer.token_pattern == DEFAULT_TOKEN_PATTERN)
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and vectorizer.stop_words is None
+        and vectorizer.strip_accents is None
+    )
 
 
 def flatten_counters(counters: list[Counter]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -66,8 +94,84 @@ def known_columns(vocabulary: dict[str, int], grams) -> np.ndarray:
 
 
 class BulkTfidfVectorizer(TfidfVectorizer):
-    """``TfidfVectorizer`` with the same results, counting ``char_wb`` n-grams once per distinct word
-    and sorting and pruning the vocabulary with C-driven dictionary operations."""
+    """``TfidfVectorizer`` with the same results, counting ``char_wb`` n-grams once per distinct word,
+    sorting and pruning the vocabulary with C-driven dictionary operations, and transforming through
+    compiled lookups in a vocabulary pickled as one string."""
+
+    @property
+    def vocabulary_(self) -> dict[str, int]:
+        """The fitted ``{term: column}``, built from the pickled terms the first time it is asked for."""
+        state = self.__dict__
+        if "_vocabulary" not in state:
+            if _TERMS not in state:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute 'vocabulary_'")
+            terms = _terms_of(state[_TERMS])
+            state["_vocabulary"] = dict(zip(terms, range(len(terms))))
+        return state["_vocabulary"]
+
+    @vocabulary_.setter
+    def vocabulary_(self, vocabulary: dict[str, int]) -> None:
+        self.__dict__["_vocabulary"] = vocabulary
+        for derived in (_TERMS, "_table"):
+            self.__dict__.pop(derived, None)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: the instance's own dict otherwise
+        state.pop("_table", None)
+        vocabulary = state.get("_vocabulary")
+        if vocabulary is not None and _TERMS not in state:
+            terms = _terms_string(vocabulary)
+            if terms is not None:
+                state[_TERMS] = terms
+                del state["_vocabulary"]
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        if "vocabulary_" in state:  # pickled before the vocabulary became a property (format 3)
+            state["_vocabulary"] = state.pop("vocabulary_")
+        super().__setstate__(state)
+
+    def _check_vocabulary(self):
+        if "_vocabulary" not in self.__dict__ and _TERMS in self.__dict__:  # fitted; no dict needed to check
+            if not self.__dict__[_TERMS]:
+                raise ValueError("Vocabulary is empty")
+            return
+        super()._check_vocabulary()
+
+    def get_feature_names_out(self, input_features=None):
+        """The terms in column order (scikit-learn's), read from the pickled terms when the dict is not built."""
+        if "_vocabulary" not in self.__dict__ and _TERMS in self.__dict__:
+            return np.asarray(_terms_of(self.__dict__[_TERMS]), dtype=object)
+        return super().get_feature_names_out(input_features)
+
+    def vocabulary_size(self) -> int:
+        """How many terms (columns) the fitted vocabulary has, without building the dict."""
+        state = self.__dict__
+        if "_vocabulary" in state:
+            return len(state["_vocabulary"])
+        if "_table" in state:
+            return len(state["_table"][1]) // 8 - 1  # term offsets: one per term, plus the end
+        return state[_TERMS].count("\0")
+
+    def compiled_columns(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(indptr, indices)``: the column of every n-gram of each text that the vocabulary holds, repeats
+        included, found in compiled code; None where that does not apply (see :func:`compiled_analysis_applies`)."""
+        if vocabulary_columns is None or not compiled_analysis_applies(self):
+            return None
+        table = self.__dict__.get("_table")
+        if table is None:
+            terms = self.__dict__.get(_TERMS)
+            if terms is None:
+                terms = _terms_string(self.vocabulary_)
+                if terms is None:
+                    return None
+            encoded = terms.encode("utf-8", "surrogatepass")
+            table = self.__dict__["_table"] = (encoded, *vocabulary_table(encoded))
+        found = vocabulary_columns(texts, self.analyzer, *self.ngram_range, self.lowercase, *table)
+        if found is None:
+            return None
+        return np.frombuffer(found[0], dtype=np.int64), np.frombuffer(found[1], dtype=np.int32)
 
     def _sort_features(self, X, vocabulary: dict[str, int]):
         terms = sorted(vocabulary)  # comparing strings, not (term, column) pairs
@@ -100,6 +204,12 @@ class BulkTfidfVectorizer(TfidfVectorizer):
         return X[:, kept_columns]
 
     def _count_vocab(self, raw_documents: Iterable, fixed_vocab: bool):
+        if fixed_vocab and self.input == "content":
+            documents = list(raw_documents)
+            found = self.compiled_columns(documents)
+            if found is not None:
+                return self.__dict__.get("_vocabulary"), self._count_matrix(*found, len(documents))
+            raw_documents = documents
         if self.analyzer != "char_wb" or self.input != "content":
             return super()._count_vocab(raw_documents, fixed_vocab)
         documents = list(raw_documents)
@@ -129,8 +239,51 @@ class BulkTfidfVectorizer(TfidfVectorizer):
         matrix = sparse.csr_matrix(
             (counts.astype(self.dtype), (rows, columns)), shape=(len(documents), len(vocabulary)), dtype=self.dtype
         )
-        matrix.sum_duplicates()  # the cells scikit-learn's matrix has, columns sorted within each row
-        index_dtype = np.int32 if matrix.nnz <= np.iinfo(np.int32).max else np.int64
-        matrix.indices = matrix.indices.astype(index_dtype, copy=False)
-        matrix.indptr = matrix.indptr.astype(index_dtype, copy=False)
-        return vocabulary, matrix
+        return vocabulary, _as_scikit_learns(matrix)
+
+    def _count_matrix(self, indptr: np.ndarray, indices: np.ndarray, n_documents: int) -> sparse.csr_matrix:
+        """The count matrix of the compiled lookup's columns, cells as scikit-learn's (repeats summed)."""
+        index_dtype = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64
+        matrix = sparse.csr_matrix(
+            (np.ones(len(indices), dtype=self.dtype), indices.astype(index_dtype), indptr.astype(index_dtype)),
+            shape=(n_documents, self.vocabulary_size()),
+        )
+        return _as_scikit_learns(matrix)
+
+
+def _as_scikit_learns(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Repeated cells summed and columns sorted within each row, with the index types scikit-learn's has."""
+    matrix.sum_duplicates()
+    index_dtype = np.int32 if matrix.nnz <= np.iinfo(np.int32).max else np.int64
+    matrix.indices = matrix.indices.astype(index_dtype, copy=False)
+    matrix.indptr = matrix.indptr.astype(index_dtype, copy=False)
+    return matrix
+
+
+def _terms_string(vocabulary: dict[str, int]) -> str | None:
+    """The terms in column order, each followed by a NUL; None when the columns are not 0..n-1 or a term
+    holds a NUL (the dict is pickled as it is then)."""
+    columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(vocabulary))
+    if len(columns) and (columns.min() < 0 or columns.max() >= len(columns) or len(np.unique(columns)) < len(columns)):
+        return None
+    terms = np.empty(len(columns), dtype=object)
+    terms[columns] = list(vocabulary)
+    joined = "\0".join(terms.tolist()) + "\0" if len(terms) else ""
+    return joined if joined.count("\0") == len(terms) else None
+
+
+def _terms_of(terms: str) -> list[str]:
+    return terms.split("\0")[:-1]
+
+
+def has_vocabulary(vectorizer) -> bool:
+    """Whether a TfidfVectorizer is fitted (has a vocabulary), without building a pickled one's dict."""
+    state = vars(vectorizer)
+    return "_vocabulary" in state or _TERMS in state or "vocabulary_" in state
+
+
+def vocabulary_size(vectorizer) -> int:
+    """The number of columns of a fitted TfidfVectorizer's vocabulary, without building a pickled one's dict."""
+    if isinstance(vectorizer, BulkTfidfVectorizer):
+        return vectorizer.vocabulary_size()
+    return len(vectorizer.vocabulary_)

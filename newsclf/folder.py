@@ -35,11 +35,13 @@ from newsclf.steps import classifier_of
 
 MANIFEST = "newsclf-model.json"
 FORMAT = "newsclf-model"
-# Version 3: the pickles name this package (newsclf.cleaning, newsclf.counting). Versions 1 and 2
-# named the modules train.* and features.* of earlier releases; they still load (see
-# _legacy_module_names). Version 2 added BulkTfidfVectorizer blocks to version 1's TfidfVectorizer.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# Version 4: a BulkTfidfVectorizer pickles its vocabulary as one string of terms (newsclf.counting),
+# which a version-3 reader would not know to read. Version 3: the pickles name this package
+# (newsclf.cleaning, newsclf.counting). Versions 1 and 2 named the modules train.* and features.* of
+# earlier releases; they still load (see _legacy_module_names). Version 2 added BulkTfidfVectorizer
+# blocks to version 1's TfidfVectorizer.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 # Name of the model folder inside a logged MLflow model's artifacts.
 ARTIFACT_KEY = "newsclf_model"
 # The optional model of whether the tone axis applies: outside "tasks", as it reads the topic

@@ -49,7 +49,7 @@ def _pickled_under_the_old_module_names():
 
 def test_version_2_folders_load_without_touching_a_users_own_features_module(small_model, tmp_path, monkeypatch):
     saved = small_model.save(tmp_path / "m")
-    assert json.loads((saved / MANIFEST).read_text())["format_version"] == FORMAT_VERSION == 3
+    assert json.loads((saved / MANIFEST).read_text())["format_version"] == FORMAT_VERSION == 4
     with _pickled_under_the_old_module_names():
         for name in ("topic", "tone"):
             joblib.dump(joblib.load(saved / f"{name}.joblib"), saved / f"{name}.joblib")
@@ -111,7 +111,11 @@ def test_version_1_folders_with_scikit_learns_own_vectorizers_still_load(small_m
     for name in ("topic", "tone"):  # what version 1 wrote: plain TfidfVectorizers, same state
         pipeline = joblib.load(saved / f"{name}.joblib")
         for _, vectorizer in pipeline.named_steps["tfidf"].transformer_list:
+            vocabulary = vectorizer.vocabulary_
+            for compact in ("_vocabulary", "_vocabulary_terms", "_table"):
+                vars(vectorizer).pop(compact, None)
             vectorizer.__class__ = TfidfVectorizer
+            vectorizer.vocabulary_ = vocabulary  # version 1 pickled the dict itself
         joblib.dump(pipeline, saved / f"{name}.joblib")
     _rehash(saved, format_version=1)
     assert NewsClassifier.load(saved).predict(TEXTS) == small_model.predict(TEXTS)
