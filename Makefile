@@ -13,7 +13,7 @@ SERVE_PORT ?= 5001
 BENCH_OUTPUT = $(if $(PUBLISH),bench,reports/bench)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train evaluate audit test test-slow lint format bench tune ui serve bench-scale bench-loop bench-serving explain clean
+.PHONY: help install train evaluate audit test test-slow lint format bench tune ui serve bench-scale bench-loop bench-serving bench-speed explain clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-scale: $(BIN)/newsclf ## streaming training on 100k / 300k / 1M synthetic 
 
 bench-loop: $(BIN)/newsclf ## monitor, select, update and gate month by month on CEP from 2015-01 (DATA=../shared/data), loop.md + loop.json in reports/bench/loop (PUBLISH=1: bench/)
 	nice $(BIN)/python -m bench loop --data $(or $(DATA),../shared/data)/cep/cep-2010-2017.jsonl --output $(if $(PUBLISH),bench,reports/bench/loop)
+
+bench-speed: $(BIN)/newsclf ## where users wait, against scikit-learn in the same run (DATA=../shared/data), speed.md + speed.json in reports/bench (PUBLISH=1: bench/)
+	nice $(BIN)/python -m bench speed --data $(or $(DATA),../shared/data) --output $(BENCH_OUTPUT)
 
 bench-serving: $(BIN)/newsclf ## time MODEL's load, latency and throughput, results in reports/bench/serving.json (PUBLISH=1: bench/)
 	$(BIN)/python -m bench serving --model $(MODEL) --tracking-uri $(TRACKING_URI) --output $(BENCH_OUTPUT)

@@ -1,7 +1,8 @@
 """``python -m bench``: the research commands, run from the project folder.
 
 ``run`` benchmarks ours against its peers on the real news, ``tune`` runs a staged tuning plan over
-rolling-origin CEP folds, ``serving`` times a model's load, latency and throughput, ``loop``
+rolling-origin CEP folds, ``serving`` times a model's load, latency and throughput, ``speed`` times
+where users wait against scikit-learn, ``loop``
 measures the loop that keeps a model current (monitor, select, update, gate). Errors a user can
 fix are one line ``bench: error: ...`` with exit code 2, as for ``newsclf``.
 """
@@ -16,6 +17,9 @@ from datetime import UTC
 from newsclf.errors import NewsclfError
 from newsclf.train.cli import TRACKING_HELP, positive_int, resolve_tracking_uri, run_command
 from newsclf.train.paths import DEFAULT_MODEL_URI
+
+# The sections of `python -m bench speed` (bench/speed.py, imported only when it runs).
+SPEED_SECTIONS = ("hashing", "streaming", "predict", "latency", "load", "train")
 
 # Where every command writes by default: gitignored. The tracked pages in bench/ are written only
 # when asked (`make bench PUBLISH=1`, or --output bench/...).
@@ -119,6 +123,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     serving.add_argument("--output", default=REPORTS, help=f"folder for serving.json (default: {REPORTS})")
     serving.set_defaults(handler=_serving)
+
+    speed = commands.add_parser(
+        "speed", help="where users wait (hashing, streaming, predict, latency, load, train) against scikit-learn"
+    )
+    speed.add_argument("--data", required=True, help="folder holding cep/ (e.g. ../shared/data)")
+    speed.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SPEED_SECTIONS,
+        default=list(SPEED_SECTIONS),
+        help="what to measure (default: all)",
+    )
+    speed.add_argument("--runs", type=positive_int, default=3, help="runs per figure; medians reported (default: 3)")
+    speed.add_argument("--output", default=REPORTS, help=f"folder for speed.md and speed.json (default: {REPORTS})")
+    speed.set_defaults(handler=_speed)
 
     audit = commands.add_parser(
         "audit", help="the label audit on CEP: planted flips found, 2017 macro-F1 without flagged items, cost"
@@ -268,6 +287,23 @@ def _serving(args: argparse.Namespace) -> int:
         f"{results['short_items_per_s']:,.0f} short items/s ({verdict('short_items_per_s')}); "
         f"written to {output / 'serving.json'}"
     )
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from bench.datasets import CEP_FILE, real_data_file
+    from bench.speed import markdown, speed_benchmark
+
+    real_data_file(Path(args.data), CEP_FILE)  # one line before any work when it is missing
+    results = speed_benchmark(Path(args.data), tuple(args.sections), args.runs, _progress)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "speed.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (output / "speed.md").write_text(markdown(results), encoding="utf-8")
+    print(f"written to {output / 'speed.md'} and speed.json")
     return 0
 
 

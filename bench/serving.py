@@ -87,7 +87,7 @@ def serving_benchmark(
             "mean_chars": round(float(np.mean([len(t) for t in short])), 1),
         },
         "targets": TARGETS,
-        "environment": _environment(),
+        "environment": machine(),
     }
     results["speedup_over_baseline"] = {
         "latency_p50": results["baseline_latency_ms"]["p50"] / p50,
@@ -180,7 +180,8 @@ def _cold_start(folder: Path) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def _environment() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
+    """Python, scikit-learn, cores and load average: what a timing depends on."""
     return {
         "python": platform.python_version(),
         "scikit_learn": sklearn.__version__,

@@ -29,6 +29,7 @@ from newsclf.counting import (
     vocabulary_size,
     word_cells,
 )
+from newsclf.hashing import HashedTfidfVectorizer
 from newsclf.steps import CLEAN, TFIDF, cleaner_of, tfidf_of
 
 # Words remembered per analyzer: a few hundred bytes each (about 2.5 KB for the longest), so tens of MB at most.
@@ -242,6 +243,8 @@ class SharedFeatures:
 
     When every pipeline is an :class:`ArticleCleaner` with the same settings followed by a
     supported FeatureUnion, each text is cleaned once and analysed through :class:`SharedTfidf`;
+    when they are followed by FeatureUnions of hashed blocks, each text is cleaned once and its
+    n-grams counted once per distinct hashing, each union weighting the counts with its own idf;
     otherwise each pipeline transforms the texts itself.
     """
 
@@ -249,15 +252,19 @@ class SharedFeatures:
         self._pipelines = list(feature_pipelines)
         first = cleaner_of(self._pipelines[0])
         self._cleaner = first if isinstance(first, ArticleCleaner) else None
-        self._shared = None
-        if self._fast_path_applies():
-            self._shared = SharedTfidf([tfidf_of(pipeline) for pipeline in self._pipelines])
+        self._shared = self._hashed = None
+        if self._same_cleaning():
+            unions = [tfidf_of(pipeline) for pipeline in self._pipelines]
+            if all(map(is_supported, unions)):
+                self._shared = SharedTfidf(unions)
+            elif all(map(_is_hashed_union, unions)):
+                self._hashed = unions
 
-    def _fast_path_applies(self) -> bool:
+    def _same_cleaning(self) -> bool:
         if self._cleaner is None:
             return False
         for pipeline in self._pipelines:
-            if [name for name, _ in pipeline.steps] != [CLEAN, TFIDF] or not is_supported(tfidf_of(pipeline)):
+            if [name for name, _ in pipeline.steps] != [CLEAN, TFIDF]:
                 return False
             cleaner = cleaner_of(pipeline)
             if type(cleaner) is not ArticleCleaner or cleaner.get_params() != self._cleaner.get_params():
@@ -269,8 +276,35 @@ class SharedFeatures:
         cleaned = list(self._cleaner.transform(texts)) if self._cleaner is not None else list(texts)
         if self._shared is not None:
             return cleaned, self._shared.transform(cleaned)
+        if self._hashed is not None and cleaned:
+            return cleaned, _hashed_transform(self._hashed, cleaned)
         if not cleaned:  # scikit-learn refuses to transform no samples
             return cleaned, [
                 sparse.csr_matrix((0, len(pipeline.get_feature_names_out()))) for pipeline in self._pipelines
             ]
         return cleaned, [sparse.csr_matrix(pipeline.transform(texts)) for pipeline in self._pipelines]
+
+
+def _is_hashed_union(union: object) -> bool:
+    return (
+        isinstance(union, FeatureUnion)
+        and union.transformer_weights is None
+        and bool(union.transformer_list)
+        and all(type(vectorizer) is HashedTfidfVectorizer for _, vectorizer in union.transformer_list)
+    )
+
+
+def _hashed_transform(unions: list[FeatureUnion], cleaned: list[str]) -> list[sparse.csr_matrix]:
+    """``union.transform(cleaned)`` for every union of hashed blocks, each distinct hashing counted once
+    (a streamed model's topic and tone pipelines hash the same n-grams into the same columns)."""
+    counted: dict[str, sparse.csr_matrix] = {}
+    matrices = []
+    for union in unions:
+        blocks = []
+        for _, vectorizer in union.transformer_list:
+            key = repr(sorted(vectorizer.get_params().items()))
+            if key not in counted:
+                counted[key] = vectorizer.counts(cleaned)
+            blocks.append(vectorizer.weighted(counted[key]))
+        matrices.append(sparse.hstack(blocks).tocsr())  # as FeatureUnion stacks its blocks
+    return matrices

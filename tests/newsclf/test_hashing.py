@@ -1,7 +1,9 @@
-"""Hashed TF-IDF blocks: the compiled hasher matches scikit-learn bit for bit, the shared fast path steps
-aside, explanations name the n-grams."""
+"""Hashed TF-IDF blocks: the compiled hasher matches scikit-learn bit for bit, topic and tone pipelines
+count each text once, explanations name the n-grams."""
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pytest
@@ -124,3 +126,21 @@ def test_texts_the_compiled_hasher_cannot_take_fall_back_to_scikit_learn():
     assert custom._compiled_counts(["a b"]) is None and custom.counts(["a b"]).nnz == 2
     with pytest.raises(UnicodeEncodeError):  # inside a char n-gram it fails as scikit-learn fails
         HashedTfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3)).counts(["x\ud800y"])
+
+
+def test_topic_and_tone_pipelines_of_hashed_blocks_count_each_text_once(monkeypatch):
+    model, items = _hashed_model()
+    topic = model.pipelines["topic"]
+    tone = Pipeline(topic.steps[:-1] + [("classifier", topic.steps[-1][1])])
+    tone = pickle.loads(pickle.dumps(tone))  # its own union, as a saved model's tone pipeline has
+    words = tone.named_steps["tfidf"].transformer_list[0][1]
+    words.idf_ = np.linspace(0.5, 3, words.n_features, dtype=np.float32)  # its own weights too
+    texts = [item["text"] for item in items[:6]] + [""]
+    counted = []
+    original = HashedTfidfVectorizer.counts
+    monkeypatch.setattr(HashedTfidfVectorizer, "counts", lambda self, t: counted.append(1) or original(self, t))
+    _, matrices = SharedFeatures([topic[:-1], tone[:-1]]).transform(texts)
+    assert len(counted) == 2  # word and char blocks, once each for both pipelines
+    for pipeline, matrix in zip((topic, tone), matrices):
+        expected = pipeline[:-1].transform(texts)
+        assert (matrix != expected).nnz == 0 and np.array_equal(matrix.indices, expected.indices)

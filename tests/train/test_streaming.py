@@ -498,3 +498,29 @@ def test_a_streaming_update_refuses_a_correction_it_cannot_apply(tmp_path):
     data = dataclasses.replace(_config(tmp_path / "x.jsonl").data, added_labels=(str(labels),))
     with pytest.raises(DataError, match="line 1 .*a streaming update reads the new articles only"):
         added_articles(data)
+
+
+def test_a_checkpoint_keeps_every_weight_and_writes_shared_classifiers_once():
+    import pickle
+
+    from sklearn.linear_model import SGDClassifier
+
+    from newsclf.train.fit.streaming import _State
+
+    rng = np.random.default_rng(0)
+    features = np.zeros((40, 30))
+    features[:, :12] = rng.random((40, 12))  # columns 12..29 are never used: their weights stay 0
+    labels = [f"c{i % 3}" for i in range(40)]
+    classifiers = {
+        "topic": SGDClassifier(loss="log_loss", random_state=0).partial_fit(features, labels, ["c0", "c1", "c2"])
+    }
+    assert not classifiers["topic"].coef_[:, 12:].any()
+    shared = _State(2, classifiers, classifiers, best_epoch=2)
+    apart = _State(3, classifiers, {"topic": copy.deepcopy(classifiers["topic"])}, best_epoch=2)
+    for state in (shared, apart):
+        restored = pickle.loads(pickle.dumps(state))
+        for found in (restored.classifiers, restored.best):
+            assert np.array_equal(found["topic"].coef_, classifiers["topic"].coef_)
+            assert found["topic"].coef_.flags.c_contiguous
+        assert (restored.best is restored.classifiers) == (state is shared)
+    assert len(pickle.dumps(shared)) < len(pickle.dumps(apart))

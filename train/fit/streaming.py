@@ -23,7 +23,7 @@ import collections
 import copy
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,57 @@ class _State:
     best_epoch: int = 0
     stale_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled with each coef_ as its non-zero columns: hashed columns no training article uses keep
+        # weight 0 (about half of 2**21 on CEP), and a checkpoint is written after every epoch.
+        state = dict(self.__dict__)
+        state["classifiers"] = {task: _packed(found) for task, found in self.classifiers.items()}
+        if self.best is not self.classifiers:  # the same dict (see _checkpoint): written once
+            state["best"] = {task: _packed(found) for task, found in self.best.items()}
+        else:
+            state["best"] = state["classifiers"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        same = state["best"] is state["classifiers"]
+        state["classifiers"] = {task: _unpacked(found) for task, found in state["classifiers"].items()}
+        state["best"] = state["classifiers"] if same else {task: _unpacked(f) for task, f in state["best"].items()}
+        self.__dict__.update(state)
+
+
+@dataclass(frozen=True)
+class _NonZeroColumns:
+    """A coef_ matrix as its shape, the columns holding a non-zero weight, and those columns."""
+
+    shape: tuple[int, int]
+    columns: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, coef: np.ndarray) -> _NonZeroColumns:
+        columns = np.flatnonzero(coef.any(axis=0))
+        return cls(coef.shape, columns, coef[:, columns])
+
+    def dense(self) -> np.ndarray:
+        coef = np.zeros(self.shape, dtype=self.values.dtype)
+        coef[:, self.columns] = self.values
+        return coef
+
+
+def _packed(classifier: Any) -> Any:
+    coef = getattr(classifier, "coef_", None)
+    if not isinstance(coef, np.ndarray) or coef.ndim != 2:
+        return classifier
+    packed = copy.copy(classifier)
+    packed.coef_ = _NonZeroColumns.of(coef)
+    return packed
+
+
+def _unpacked(classifier: Any) -> Any:
+    if isinstance(getattr(classifier, "coef_", None), _NonZeroColumns):
+        classifier.coef_ = classifier.coef_.dense()
+    return classifier
 
 
 def fit_streaming(
@@ -194,7 +245,10 @@ def resumed_state(client, config: ExperimentConfig, run_id: str) -> _State:
             + ("it stopped before its first epoch ended" if not found else f"{CHECKPOINT} is damaged or not newsclf's")
             + "); start a new run"
         )
-    return max(states, key=lambda state: state.epoch)
+    state = max(states, key=lambda state: state.epoch)
+    if state.best is state.classifiers:  # written once (see _checkpoint); the epochs change only one
+        state.best = copy.deepcopy(state.classifiers)
+    return state
 
 
 def _count(
@@ -365,6 +419,8 @@ def _checkpoint(state: _State) -> None:
     not use: a kill while one is written leaves the other whole to resume from."""
     import mlflow
 
+    if state.best_epoch == state.epoch:  # the best are this epoch's classifiers: written once, not twice
+        state = replace(state, best=state.classifiers)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / CHECKPOINT
         joblib.dump(state, path)
