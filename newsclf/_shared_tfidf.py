@@ -9,8 +9,10 @@ matrices are the ones ``FeatureUnion.transform`` returns (tests compare them on 
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from itertools import islice
 
@@ -238,6 +240,52 @@ class _UnionWeights:
         return matrix
 
 
+class _Remembered:
+    """Features kept for chosen texts: per set of feature steps, each text's cleaned form and each pipeline's row.
+
+    The steps are referred to by id and watched, not held: once one is garbage (a search candidate
+    left behind), its rows go too, and no later object with the same id can meet them."""
+
+    def __init__(self):
+        self.texts: set[str] = set()
+        self.rows: dict[tuple[int, ...], dict[str, tuple[str, list[tuple[np.ndarray, np.ndarray]]]]] = {}
+        self.columns: dict[tuple[int, ...], list[tuple[int, np.dtype]]] = {}  # each pipeline's width and dtype
+
+    def rows_of(self, steps: list[object]) -> tuple[tuple[int, ...], dict]:
+        owner = tuple(map(id, steps))
+        if owner not in self.rows:
+            self.rows[owner] = {}
+            for step in steps:
+                weakref.finalize(step, self._forget, owner)
+        return owner, self.rows[owner]
+
+    def _forget(self, owner: tuple[int, ...]) -> None:
+        self.rows.pop(owner, None)
+        self.columns.pop(owner, None)
+
+
+_REMEMBERED: _Remembered | None = None
+
+
+@contextlib.contextmanager
+def remembering_features() -> Iterator[None]:
+    """Within: the features of texts named by :func:`remember_features` are computed once per set of feature
+    pipelines and reused (a training run scores its held-out articles in every epoch, in calibration,
+    evaluation, promotion and the explanation pages); the same matrices, bit for bit."""
+    global _REMEMBERED
+    outer, _REMEMBERED = _REMEMBERED, _Remembered()
+    try:
+        yield
+    finally:
+        _REMEMBERED = outer
+
+
+def remember_features(texts: Iterable[str]) -> None:
+    """Keep the features of ``texts`` once computed, inside :func:`remembering_features` (outside: nothing)."""
+    if _REMEMBERED is not None:
+        _REMEMBERED.texts.update(texts)
+
+
 class SharedFeatures:
     """The features of several fitted ``clean -> tfidf`` pipelines, computed together.
 
@@ -273,6 +321,27 @@ class SharedFeatures:
 
     def transform(self, texts: Sequence[str]) -> tuple[list[str], list[sparse.csr_matrix]]:
         """The cleaned texts (as the first pipeline's cleaner sees them) and one matrix per pipeline."""
+        memo = _REMEMBERED
+        if memo is None or not memo.texts or not any(text in memo.texts for text in texts):
+            return self._transform(texts)
+        # Keyed by the steps themselves: each model (each epoch's, the calibrated one) slices new feature
+        # pipelines out of the same cleaner and TF-IDF steps.
+        owner, known = memo.rows_of([step for pipeline in self._pipelines for _, step in pipeline.steps])
+        rows = [known.get(text) for text in texts]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            cleaned, matrices = self._transform([texts[i] for i in missing])
+            memo.columns[owner] = [(matrix.shape[1], matrix.dtype) for matrix in matrices]
+            for position, i in enumerate(missing):
+                rows[i] = (cleaned[position], [_row(matrix, position) for matrix in matrices])
+                if texts[i] in memo.texts:
+                    known[texts[i]] = rows[i]
+        stacked = [
+            _stacked([row[1][k] for row in rows], width, dtype) for k, (width, dtype) in enumerate(memo.columns[owner])
+        ]
+        return [row[0] for row in rows], stacked
+
+    def _transform(self, texts: Sequence[str]) -> tuple[list[str], list[sparse.csr_matrix]]:
         cleaned = list(self._cleaner.transform(texts)) if self._cleaner is not None else list(texts)
         if self._shared is not None:
             return cleaned, self._shared.transform(cleaned)
@@ -308,3 +377,18 @@ def _hashed_transform(unions: list[FeatureUnion], cleaned: list[str]) -> list[sp
             blocks.append(vectorizer.weighted(counted[key]))
         matrices.append(sparse.hstack(blocks).tocsr())  # as FeatureUnion stacks its blocks
     return matrices
+
+
+def _row(matrix: sparse.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row ``i`` of a CSR matrix as its column indices and values (views)."""
+    start, end = matrix.indptr[i], matrix.indptr[i + 1]
+    return matrix.indices[start:end], matrix.data[start:end]
+
+
+def _stacked(rows: list[tuple[np.ndarray, np.ndarray]], width: int, dtype) -> sparse.csr_matrix:
+    """The CSR matrix of these rows, in order."""
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(indices) for indices, _ in rows], out=indptr[1:])
+    indices = np.concatenate([indices for indices, _ in rows]) if rows else np.empty(0, np.int32)
+    data = np.concatenate([data for _, data in rows]) if rows else np.empty(0, dtype)
+    return sparse.csr_matrix((data.astype(dtype, copy=False), indices, indptr), shape=(len(rows), width))

@@ -185,11 +185,18 @@ class NewsClassifier:
         parts = [self._score_chunk(texts[start : start + _CHUNK]) for start in range(0, max(len(texts), 1), _CHUNK)]
         return _Scores.concat(parts) if len(parts) > 1 else parts[0]
 
-    def _score_chunk(self, texts: list[str]) -> _Scores:
+    def features(self, texts: Any) -> dict[str, Any]:
+        """Each task's classifier input for ``texts``: the sparse TF-IDF matrix predict computes."""
+        return self._features(_as_texts(texts)[0])[1]
+
+    def _features(self, texts: list[str]) -> tuple[list[str], dict[str, Any]]:
         if self._shared_features is None:
             self._shared_features = SharedFeatures([features_of(pipeline) for pipeline in self.pipelines.values()])
         cleaned, matrices = self._shared_features.transform(texts)
-        features = dict(zip(self.pipelines, matrices))
+        return cleaned, dict(zip(self.pipelines, matrices))
+
+    def _score_chunk(self, texts: list[str]) -> _Scores:
+        cleaned, features = self._features(texts)
         empty = np.array([not text for text in cleaned], dtype=bool)
         probabilities = {}
         for task, pipeline in self.pipelines.items():

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from newsclf._shared_tfidf import remember_features, remembering_features
 from newsclf.errors import NewsclfError
 from newsclf.explain import top_terms
 from newsclf.hashing import is_hashed
@@ -170,6 +171,7 @@ class _InMemory(_Feed):
 
     def fit(self, metadata, step):
         config, splits = self.config, self.splits
+        remember_features(splits.validation.texts + splits.test.texts)
         if config.search.grid:
             config, model = search(config, splits, step)
             model.metadata.update(metadata)
@@ -424,6 +426,9 @@ def run(
     with (
         mlflow.start_run(run_id=resume, run_name=None if resume else run_name(config)) as active,
         liveness(tracking_uri, active.info.run_id),
+        # Held-out articles are scored in every epoch, by calibration, evaluation, the pages and promotion:
+        # their features are computed once (the feeds name them).
+        remembering_features(),
     ):
         run_id = active.info.run_id
         mlflow.log_params(read_settings(config))

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -6,8 +8,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from newsclf import _shared_tfidf as shared_tfidf
-from newsclf._shared_tfidf import SharedFeatures, SharedTfidf, is_supported
+from newsclf._shared_tfidf import SharedFeatures, SharedTfidf, is_supported, remember_features, remembering_features
 from newsclf.cleaning import ArticleCleaner
+from newsclf.model import NewsClassifier
+from tests.helpers import corpus_slice
 
 CORPUS = [
     "Artillery shelled the city overnight; troops advanced.",
@@ -113,3 +117,45 @@ def test_shared_features_clean_once_and_match_each_pipeline():
     assert cleaned == ["Heading\n\nTroops advanced.", "", "Envoys met in Geneva."]
     for pipeline, matrix in zip(pipelines, matrices):
         assert (matrix != pipeline.transform(texts)).nnz == 0
+
+
+def test_remembered_features_are_computed_once_and_equal_the_fresh_ones(small_model, monkeypatch):
+    held_out = [item["text"] for item in corpus_slice(2)]
+    other = ["Troops crossed the border.", "Envoys met in Geneva."]
+    fresh = small_model.predict_proba(held_out + other)
+    computed: list[str] = []
+    original = SharedFeatures._transform
+    monkeypatch.setattr(
+        SharedFeatures, "_transform", lambda self, texts: computed.extend(texts) or original(self, texts)
+    )
+    with remembering_features():
+        remember_features(held_out)
+        for _ in range(3):  # a new model over the same steps each time, as each epoch makes
+            model = NewsClassifier(
+                small_model.pipelines["topic"], small_model.pipelines["tone"], tone_applies=small_model.tone_applies
+            )
+            found = model.predict_proba(other[:1] + held_out + other)
+            for task, proba in fresh.items():
+                assert np.array_equal(found[task][1:], proba)
+            features = model.features(held_out)
+    assert sorted(computed) == sorted(held_out + other[:1] + other + other[:1] + other + other[:1] + other)
+    for task, matrix in features.items():
+        expected = small_model.pipelines[task][:-1].transform(held_out)
+        assert (matrix != expected).nnz == 0 and np.array_equal(matrix.indices, expected.indices)
+    computed.clear()
+    small_model.predict_proba(held_out)  # outside: nothing remembered
+    assert computed == held_out
+
+
+def test_remembered_features_go_with_their_steps(small_model):
+    import gc
+
+    held_out = [item["text"] for item in corpus_slice(1)]
+    with remembering_features():
+        remember_features(held_out)
+        candidate = copy.deepcopy(small_model)  # a search candidate: steps of its own
+        candidate.predict_proba(held_out)
+        assert len(shared_tfidf._REMEMBERED.rows) == 1
+        del candidate
+        gc.collect()
+        assert shared_tfidf._REMEMBERED.rows == {}

@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 
 from newsclf.folder import TONE_APPLIES
 from newsclf.model import APPLIES, NOT_APPLICABLE, SHORT_TEXT_TONE, NewsClassifier, temper
-from newsclf.steps import CLASSIFIER, classifier_of, features_of
+from newsclf.steps import CLASSIFIER, classifier_of
 from newsclf.train.classifiers import uncalibrated
 from newsclf.train.config import CalibrationConfig
 from newsclf.train.data.articles import Articles
@@ -236,7 +236,7 @@ class _Features:
         if not len(scored):  # nothing to transform (a split without articles, or without toned ones)
             return None, []
         if key not in self._cache:
-            self._cache[key] = features_of(self._model.pipelines[task]).transform(scored.texts)
+            self._cache[key] = self._model.features(scored.texts)[task]
         if output == TONE_APPLIES:
             labels = [NOT_APPLICABLE if tone is None else APPLIES for tone in articles.tones]
         return self._cache[key], [str(label) for label in labels]

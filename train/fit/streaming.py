@@ -31,6 +31,7 @@ import joblib
 import numpy as np
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from newsclf._shared_tfidf import remember_features
 from newsclf.features.hashing import CountCache, DocumentFrequencies, build_hashed_steps, hashed_counts, take_rows
 from newsclf.model import APPLIES, NOT_APPLICABLE, NewsClassifier
 from newsclf.steps import CLASSIFIER, classifier_of
@@ -147,6 +148,7 @@ def fit_streaming(
     with tempfile.TemporaryDirectory(prefix=scratch_prefix("counts")) as scratch:
         cache = CountCache(Path(scratch) / "counts", [block.n_features for _, block in features.transformer_list])
         held_out = _count(config, scanned, features, cleaner, cache, progress)
+        remember_features(text for articles in held_out.values() for text in articles.texts)
         cache.close()
         progress(
             f"{cache.rows:,} training articles' hashed counts kept on disk for the epochs "
