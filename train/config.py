@@ -346,9 +346,9 @@ class ExperimentConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-    # Parallel workers for fitting (TF-IDF blocks side by side, one-vs-rest classes), -1 for every
-    # core; results do not depend on it. Starting workers costs more than it saves on a few thousand
-    # short articles.
+    # Parallel workers for fitting (TF-IDF blocks side by side, one-vs-rest classes, calibration's
+    # folds), -1 for every core; results do not depend on it. Starting workers costs more than it
+    # saves on a few thousand short articles.
     n_jobs: int = 1
 
     def __post_init__(self):

@@ -76,6 +76,7 @@ def calibrate(
     methods: Mapping[str, str] | None = None,
     held_out: bool = False,
     short_text_tone: Mapping[str, float] | None = None,
+    n_jobs: int = 1,
 ) -> Calibration:
     """``model`` (fitted on ``fit``) with each task's probabilities calibrated by cross-fitting on ``fit``.
 
@@ -89,7 +90,8 @@ def calibrate(
     uncalibrated (said in ``notes``); with fewer than ``config.folds`` it uses that many folds.
 
     The tone of short texts is tempered too (:func:`fit_short_text_tone`, on ``validation``'s
-    sentences); ``short_text_tone`` fixes it instead (a refit keeps the earlier fit's).
+    sentences); ``short_text_tone`` fixes it instead (a refit keeps the earlier fit's). ``n_jobs``
+    workers fit the folds side by side (the same maps for any number).
     """
     features = _Features(model)
     chosen: dict[str, str] = {}
@@ -105,7 +107,7 @@ def calibrate(
             # overfits below about a thousand samples).
             candidates = tuple(method for method in candidates if method != "isotonic")
             notes[task] = f"isotonic not tried: {len(y)} articles, fewer than {ISOTONIC_MIN_ARTICLES}"
-        fitted = _fit_methods(classifier, x, y, candidates, config.folds, seed, held_out)
+        fitted = _fit_methods(classifier, x, y, candidates, config.folds, seed, held_out, n_jobs)
         if isinstance(fitted, str):
             chosen[task], notes[task] = NONE, fitted
             continue
@@ -243,7 +245,14 @@ class _Features:
 
 
 def _fit_methods(
-    classifier: Any, x: Any, y: list[str], methods: Sequence[str], folds: int, seed: int, held_out: bool = False
+    classifier: Any,
+    x: Any,
+    y: list[str],
+    methods: Sequence[str],
+    folds: int,
+    seed: int,
+    held_out: bool = False,
+    n_jobs: int = 1,
 ) -> dict[str, Any] | str:
     """Each method's calibrated classifier (``none``: ``classifier`` as it is), or why none can be fitted.
 
@@ -286,7 +295,7 @@ def _fit_methods(
         scores = full.decision_function(x).reshape(len(y), -1)
         encoder = LabelEncoder().fit([str(label) for label in full.classes_])
     else:
-        scores = cross_val_predict(clone(base), x, y, cv=splitter, method="decision_function")
+        scores = cross_val_predict(clone(base), x, y, cv=splitter, method="decision_function", n_jobs=n_jobs)
         scores = scores.reshape(len(y), -1)
         # Fitted on all of x and y as the classifier already was, unless it is the wrapped LinearSVC.
         full = clone(base).fit(x, y) if wrapped else classifier
