@@ -10,8 +10,8 @@ Sections, each reported as medians of ``runs`` repetitions, ours and the peer in
   SGDClassifier.partial_fit over the same batches and epochs, for topic and tone (both with one
   BLAS thread: OpenBLAS's idle threads would spin on CPU time that neither needs);
 - **predict**: whole-process wall time of ``newsclf predict`` of one article from a ``cep`` and a
-  ``cep-fast`` model folder against a Python process that joblib-loads a TF-IDF 1-2 + LinearSVC pipeline
-  fitted on CEP and predicts the article;
+  ``cep-fast`` model folder (and ``cep`` through ``models:/``) against a Python process that
+  joblib-loads a TF-IDF 1-2 + LinearSVC pipeline fitted on CEP and predicts the article;
 - **latency**: in-process p50 per 600-word article, ``cep`` and ``cep-fast`` against that pipeline;
 - **load**: loading the ``cep`` model through ``models:/`` (a new process each time);
 - **train**: ``newsclf train`` of the default experiment (the shipped corpus), wall seconds.
@@ -124,7 +124,7 @@ def _streaming(cep: Path, folder: Path, runs: int, **_: Any) -> dict[str, Any]:
     return {"ours": _medians(ours), "scikit_learn": _medians(theirs), "ours_runs": ours, "scikit_learn_runs": theirs}
 
 
-def streaming_peer(cep_file: str, epochs: int) -> None:
+def streaming_peer(cep_file: str, epochs: int, n_features: int = 2**20) -> None:
     """The peer of the streaming section, run in its own process: prints its validation macro-F1 as JSON.
 
     streaming.toml's split (train 2010-2016, validation 2017), features hashed once and kept, TF-IDF from
@@ -140,11 +140,13 @@ def streaming_peer(cep_file: str, epochs: int) -> None:
 
     threadpool_limits(limits=1, user_api="blas")  # as newsclf trains: idle OpenBLAS threads spin on CPU time
 
-    rows = [json.loads(line) for line in open(cep_file, encoding="utf-8")]
+    rows = _rows(Path(cep_file))
     train = [row for row in rows if row["date"] <= "2016-12-31"]
     validation = [row for row in rows if "2017-01-01" <= row["date"] <= "2017-12-31"]
     hashers = [
-        HashingVectorizer(analyzer=analyzer, ngram_range=ngrams, n_features=2**20, alternate_sign=False, norm=None)
+        HashingVectorizer(
+            analyzer=analyzer, ngram_range=ngrams, n_features=n_features, alternate_sign=False, norm=None
+        )
         for analyzer, ngrams in (("word", (1, 3)), ("char_wb", (3, 5)))
     ]
 
@@ -173,13 +175,15 @@ def streaming_peer(cep_file: str, epochs: int) -> None:
     print(json.dumps(scores))
 
 
-def _predict(folder: Path, models: dict[str, Path], runs: int, **_: Any) -> dict[str, Any]:
+def _predict(folder: Path, store: Path, models: dict[str, Path], runs: int, **_: Any) -> dict[str, Any]:
     article = folder / "article.txt"
     article.write_text(_ONE_ARTICLE, encoding="utf-8")
     commands = {
         experiment: [_newsclf(), "predict", "--model", str(models[experiment]), str(article)]
         for experiment in ("cep", "cep-fast")
     }
+    commands["cep_models_uri"] = [_newsclf(), "predict", "--model", "models:/news-classifier-cep/1", str(article)]
+    commands["cep_models_uri"] += ["--tracking-uri", f"sqlite:///{store}/mlflow.db"]
     peer = (
         "import joblib, sys; pipeline = joblib.load(sys.argv[1]); "
         "print(pipeline.predict([open(sys.argv[2], encoding='utf-8').read()])[0])"
@@ -278,15 +282,20 @@ def _baseline_pipeline(cep: Path, path: Path) -> Path:
 
     from bench.peers import plain_tfidf_svc
 
-    rows = [json.loads(line) for line in open(cep, encoding="utf-8")]
+    rows = _rows(cep)
     joblib.dump(plain_tfidf_svc().fit([row["text"] for row in rows], [row["label"] for row in rows]), path)
     return path
 
 
 def _cep_texts(cep: Path) -> list[str]:
-    texts = [json.loads(line)["text"] for line in open(cep, encoding="utf-8")]
+    texts = [row["text"] for row in _rows(cep)]
     random.Random(0).shuffle(texts)
     return texts
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _newsclf() -> str:
@@ -351,7 +360,7 @@ def markdown(results: dict[str, Any]) -> str:
     for name, ours, peer, target, holds in _figures(results):
         ratio = f"{ours / peer:.2f}" if peer else ""
         peer_text = _number(peer) if peer else ""
-        lines.append(f"| {name} | {_number(ours)} | {peer_text} | {ratio} | {target} | {'yes' if holds else 'no'} |")
+        lines.append(f"| {name} | {_number(ours)} | {peer_text} | {ratio} | {target} | {_verdict(holds)} |")
     if "streaming" in results:
         ours, peer = results["streaming"]["ours"], results["streaming"]["scikit_learn"]
         lines += [
@@ -366,12 +375,16 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _verdict(holds: bool | None) -> str:
+    return "" if holds is None else "yes" if holds else "no"
+
+
 def _number(value: float) -> str:
     return f"{value:,.0f}" if value >= 1000 else f"{value:.2f}"
 
 
 def _figures(results: dict[str, Any]):
-    """(figure, ours, peer or None, target as text, whether it holds) per row of the page."""
+    """(figure, ours, peer or None, target as text, whether it holds or None) per row of the page."""
     if "hashing" in results:
         found = results["hashing"]
         ours = found["ours_articles_per_cpu_s"]
@@ -399,6 +412,9 @@ def _figures(results: dict[str, Any]):
                 f"<= {target}x",
                 ours / peer <= target,
             )
+        if "cep_models_uri_s" in found:  # no target of its own: what MLflow adds
+            ours = found["cep_models_uri_s"]
+            yield "`newsclf predict` one article, cep through models:/, wall s", ours, peer, "", None
     if "latency" in results:
         found = results["latency"]
         peer = found["scikit_learn_p50_ms"]

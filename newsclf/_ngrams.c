@@ -304,6 +304,10 @@ static PyObject *columns_of_texts(PyObject *texts, const char *analyzer, int min
         PyObject *lowered = lowercase ? PyObject_CallMethod(text, "lower", NULL) : Py_NewRef(text);
         if (!lowered)
             goto done;
+        if (PyUnicode_READY(lowered) < 0) { /* a no-op for every str Python 3.11 makes; kept for old C APIs */
+            Py_DECREF(lowered);
+            goto done;
+        }
         const char *utf8 = PyUnicode_AsUTF8AndSize(lowered, NULL);
         if (!utf8) {
             Py_DECREF(lowered);

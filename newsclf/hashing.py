@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize
 
-from newsclf.counting import flatten_counters
+from newsclf.counting import compiled_analysis_applies, flatten_counters
 from newsclf.steps import tfidf_of
 
 try:
@@ -33,8 +33,6 @@ except ImportError:  # not built (a bare source tree): scikit-learn's hashing, s
 
 # Texts counted and weighted at a time by HashedTfidfVectorizer.transform.
 _TRANSFORM_CHUNK = 2000
-# scikit-learn's default word tokens, the only ones the compiled hasher finds.
-_DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
 class HashedTfidfVectorizer(HashingVectorizer):
@@ -91,17 +89,7 @@ class HashedTfidfVectorizer(HashingVectorizer):
 
     def _compiled_counts(self, texts: list[str]) -> sparse.csr_matrix | None:
         """:meth:`counts` through the compiled hasher, or None where it does not apply."""
-        supported = (
-            hashed_columns is not None
-            and self.input == "content"
-            and self.analyzer in ("word", "char_wb")
-            and (self.analyzer == "char_wb" or self.token_pattern == _DEFAULT_TOKEN_PATTERN)
-            and self.preprocessor is None
-            and self.tokenizer is None
-            and self.stop_words is None
-            and self.strip_accents is None
-            and not self.binary
-        )
+        supported = hashed_columns is not None and compiled_analysis_applies(self) and not self.binary
         found = supported and hashed_columns(texts, self.analyzer, *self.ngram_range, self.n_features, self.lowercase)
         if not found:
             return None

@@ -459,7 +459,7 @@ def run(
             evaluations |= evaluated
             release_memory()
         splits = fitted.splits
-        log_explanation_pages(fitted.scored, splits.validation, run_id)
+        log_explanation_pages(fitted.scored, splits.validation, run_id, evaluations.get("validation"))
         clock.step("logging the model")
         examples = splits.validation.texts[:2] or splits.test.texts[:2]
         info, score = log_model_with_metrics(fitted.model, metrics, datasets, examples, fitted.run_only)

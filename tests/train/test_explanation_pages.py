@@ -57,6 +57,22 @@ def test_training_logs_at_most_six_pages_naming_the_run_and_the_article(small_mo
     assert log_explanation_pages(small_model, validation.subset([]), "run123") == []
 
 
+def test_pages_from_the_runs_evaluation_are_the_pages_from_predicting_again(small_model, monkeypatch):
+    from newsclf.train.evaluation.evaluate import evaluate
+
+    logged = []
+    monkeypatch.setattr(mlflow, "log_text", lambda text, path: logged.append((path, text)))
+    validation = as_articles(corpus_slice(3))
+    log_explanation_pages(small_model, validation, "run123")
+    predicted, logged[:] = list(logged), []
+    evaluation = evaluate(small_model, validation)
+    asked, predict = [], type(small_model).predict
+    monkeypatch.setattr(type(small_model), "predict", lambda self, texts: asked.append(texts) or predict(self, texts))
+    log_explanation_pages(small_model, validation, "run123", evaluation)
+    assert logged == predicted
+    assert validation.texts not in asked  # each page predicts its own article, nothing predicts them all
+
+
 def test_explain_writes_one_page_for_a_file(small_model_folder, tmp_path, capsys):
     article = tmp_path / "article.txt"
     article.write_text(ARTICLE, encoding="utf-8")

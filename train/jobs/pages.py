@@ -7,6 +7,7 @@ from typing import Any
 from newsclf.model import NewsClassifier
 from newsclf.page import ModelSource, article_page
 from newsclf.train.data.articles import Articles
+from newsclf.train.evaluation.evaluate import Evaluation
 from newsclf.train.tracking.registry import MODEL_ARTIFACT
 
 # The run's artifact folder holding the pages.
@@ -42,14 +43,24 @@ def notable_articles(predictions: list[dict[str, Any]], topics: list[str], per_k
     return list(chosen.items())
 
 
-def log_explanation_pages(model: NewsClassifier, validation: Articles, run_id: str) -> list[str]:
+def log_explanation_pages(
+    model: NewsClassifier, validation: Articles, run_id: str, evaluation: Evaluation | None = None
+) -> list[str]:
     """Log the explanation page of each :func:`notable_articles` validation article to the active run, under
-    ``explanations/``; returns the artifact paths. Nothing is logged when there are no validation articles."""
+    ``explanations/``; returns the artifact paths. Nothing is logged when there are no validation articles.
+
+    ``evaluation``, the run's evaluation of ``model`` on ``validation``, supplies the predictions instead
+    of predicting every article again."""
     import mlflow
 
     if not len(validation):
         return []
-    predictions = model.predict(validation.texts)
+    topic = evaluation.tasks.get("topic") if evaluation is not None else None
+    if topic is not None and topic.proba is not None and topic.ids == list(validation.ids):
+        best = topic.proba.max(axis=1).tolist()
+        predictions = [{"topic": label, "topic_probability": p} for label, p in zip(topic.y_pred, best)]
+    else:
+        predictions = model.predict(validation.texts)
     source = ModelSource(f"runs:/{run_id}/{MODEL_ARTIFACT}", None, run_id)
     paths = []
     for number, (index, kind) in enumerate(notable_articles(predictions, validation.topics), start=1):
