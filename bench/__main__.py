@@ -136,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
         help="what to measure (default: all)",
     )
     speed.add_argument("--runs", type=positive_int, default=3, help="runs per figure; medians reported (default: 3)")
+    speed.add_argument(
+        "--streaming-articles",
+        type=positive_int,
+        help="run the streaming section on this many synthetic CEP articles (bench scale's) instead of CEP",
+    )
     speed.add_argument("--output", default=REPORTS, help=f"folder for speed.md and speed.json (default: {REPORTS})")
     speed.set_defaults(handler=_speed)
 
@@ -298,7 +303,9 @@ def _speed(args: argparse.Namespace) -> int:
     from bench.speed import markdown, speed_benchmark
 
     real_data_file(Path(args.data), CEP_FILE)  # one line before any work when it is missing
-    results = speed_benchmark(Path(args.data), tuple(args.sections), args.runs, _progress)
+    results = speed_benchmark(
+        Path(args.data), tuple(args.sections), args.runs, _progress, args.streaming_articles or 0
+    )
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "speed.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

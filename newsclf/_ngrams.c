@@ -10,9 +10,11 @@
  *   - char_wb: words split on Python's whitespace (Py_UNICODE_ISSPACE), each padded with one space
  *     on both sides, n-grams of code points, a word shorter than n counted once;
  * then each n-gram's UTF-8 bytes are hashed with MurmurHash3_x86_32 (seed 0, signed) and mapped to
- * a column as sklearn/feature_extraction/_hashing_fast.pyx maps it. The caller sums the repeated
- * columns of a row exactly as FeatureHasher does (scipy's sum_duplicates), so the matrices are the
- * same bit for bit; tests/features/test_compiled_hashing.py compares them on arbitrary text.
+ * a column as sklearn/feature_extraction/_hashing_fast.pyx maps it, or looked up in the vocabulary
+ * table (each hit confirmed by comparing the term's bytes, so no hash collision can misplace one).
+ * The callers sum the repeated columns of a row as scikit-learn does (scipy's sum_duplicates), so
+ * the matrices are the same bit for bit; tests/newsclf/test_hashing.py and test_counting.py compare
+ * them on arbitrary text.
  *
  * A text that cannot be encoded as UTF-8 (a lone surrogate) makes the call return None, and the
  * caller falls back to scikit-learn, which then behaves as it always did.

@@ -27,6 +27,8 @@ def test_the_page_has_a_row_per_figure_with_the_ratio_and_whether_the_target_hol
                 "scikit_learn_articles_per_cpu_s": 7_000.0,
             },
             streaming={
+                "articles": 34049,
+                "corpus": "CEP",
                 "ours": {"cpu_s": 30.0, "epochs": 6, "topic_macro_f1": 0.77, "tone_macro_f1": 0.926},
                 "scikit_learn": {"cpu_s": 20.0, "topic_macro_f1": 0.757, "tone_macro_f1": 0.925},
             },
@@ -44,7 +46,7 @@ def test_the_page_has_a_row_per_figure_with_the_ratio_and_whether_the_target_hol
     assert rows["tokenizing and hashing CEP items (25.0 words), articles per CPU-second"].endswith(
         "| 7.14 | >= 20,000 | yes |"
     )
-    assert rows["`newsclf train` streaming.toml on CEP, CPU-s"].endswith("| 1.50 | <= 1.0x | no |")
+    assert rows["`newsclf train` streaming.toml, 34,049 CEP, CPU-s"].endswith("| 1.50 | <= 1.0x | no |")
     assert rows["`newsclf predict` one article, cep folder, wall s"].endswith("| 1.00 | <= 1.3x | yes |")
     assert rows["`newsclf predict` one article, cep through models:/, wall s"].endswith("| 2.00 |  |  |")
     assert rows["p50 per 600-word article in process, cep-fast, ms"].endswith("| 1.50 | <= 1.2x | no |")
