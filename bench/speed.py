@@ -37,6 +37,7 @@ import numpy as np
 
 from bench.datasets import CEP_FILE, real_data_file
 from bench.serving import ARTICLE_WORDS, machine, seed_sized_articles
+from newsclf.errors import NewsclfError
 
 # The must-holds of issue #25, as ratios to the peer measured in the same run (or seconds).
 TARGETS = {
@@ -64,7 +65,7 @@ def speed_benchmark(
 ) -> dict[str, Any]:
     """Run the chosen ``sections``; the results with the targets and the machine's load. ``streaming_articles``
     runs the streaming section on that many synthetic articles (bench scale's) instead of CEP itself."""
-    cep = real_data_file(data_dir, CEP_FILE)
+    cep = real_data_file(data_dir, CEP_FILE).resolve()  # the children run in their own folders
     results: dict[str, Any] = {"runs": runs, "load_average_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="newsclf-speed-") as scratch:
         folder = Path(scratch)
@@ -289,9 +290,7 @@ def _trained_folder(experiment: str, cep: Path, store: Path) -> Path:
     from newsclf.loading import model_folder
 
     command = [_newsclf(), "train", "--experiment", experiment, "--data", str(cep)]
-    subprocess.run(
-        command + ["--tracking-uri", f"sqlite:///{store}/mlflow.db"], check=True, capture_output=True, cwd=store
-    )
+    _child_cpu(command + ["--tracking-uri", f"sqlite:///{store}/mlflow.db"], cwd=store)
     name = f"news-classifier-{experiment}"
     return model_folder(f"models:/{name}/1", store / f"{experiment}-folder", f"sqlite:///{store}/mlflow.db")
 
@@ -340,7 +339,8 @@ def _child_cpu(command: list[str], cwd: Path, environment: dict[str, str] | None
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=os.environ | (environment or {}))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed: {result.stderr.strip().splitlines()[-1:]}")
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise NewsclfError(f"{' '.join(command[:4])} failed (exit {result.returncode}): {last}")
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), result.stderr + result.stdout
 
 

@@ -1,9 +1,13 @@
 """bench speed: the page states each figure against its peer and target; the streaming peer really trains."""
 
 import json
+import sys
+
+import pytest
 
 from bench.__main__ import main
-from bench.speed import TARGETS, _scores, _test_scores, markdown, streaming_peer
+from bench.speed import TARGETS, _child_cpu, _scores, _test_scores, markdown, streaming_peer
+from newsclf.errors import NewsclfError
 from tests.helpers import corpus_slice, write_jsonl
 
 
@@ -81,3 +85,10 @@ def test_missing_data_is_one_line_before_any_work(tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("bench: error: real data not found")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_child_that_fails_is_one_line_naming_the_command(tmp_path):
+    with pytest.raises(NewsclfError, match=r"failed \(exit 3\): boom$"):
+        _child_cpu(
+            [sys.executable, "-c", "import sys; sys.exit('boom' and (print('boom', file=sys.stderr) or 3))"], tmp_path
+        )
