@@ -168,10 +168,7 @@ class BulkTfidfVectorizer(TfidfVectorizer):
                     return None
             encoded = terms.encode("utf-8", "surrogatepass")
             table = self.__dict__["_table"] = (encoded, *vocabulary_table(encoded))
-        found = vocabulary_columns(texts, self.analyzer, *self.ngram_range, self.lowercase, *table)
-        if found is None:
-            return None
-        return np.frombuffer(found[0], dtype=np.int64), np.frombuffer(found[1], dtype=np.int32)
+        return compiled_arrays(vocabulary_columns(texts, self.analyzer, *self.ngram_range, self.lowercase, *table))
 
     def _sort_features(self, X, vocabulary: dict[str, int]):
         terms = sorted(vocabulary)  # comparing strings, not (term, column) pairs
@@ -208,7 +205,8 @@ class BulkTfidfVectorizer(TfidfVectorizer):
             documents = list(raw_documents)
             found = self.compiled_columns(documents)
             if found is not None:
-                return self.__dict__.get("_vocabulary"), self._count_matrix(*found, len(documents))
+                shape = (len(documents), self.vocabulary_size())
+                return self.__dict__.get("_vocabulary"), _as_scikit_learns(summed_counts(*found, shape, self.dtype))
             raw_documents = documents
         if self.analyzer != "char_wb" or self.input != "content":
             return super()._count_vocab(raw_documents, fixed_vocab)
@@ -241,14 +239,23 @@ class BulkTfidfVectorizer(TfidfVectorizer):
         )
         return vocabulary, _as_scikit_learns(matrix)
 
-    def _count_matrix(self, indptr: np.ndarray, indices: np.ndarray, n_documents: int) -> sparse.csr_matrix:
-        """The count matrix of the compiled lookup's columns, cells as scikit-learn's (repeats summed)."""
-        index_dtype = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64
-        matrix = sparse.csr_matrix(
-            (np.ones(len(indices), dtype=self.dtype), indices.astype(index_dtype), indptr.astype(index_dtype)),
-            shape=(n_documents, self.vocabulary_size()),
-        )
-        return _as_scikit_learns(matrix)
+
+def compiled_arrays(found: tuple[bytes, bytes] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(indptr, indices)`` arrays of a newsclf/_ngrams.c call's bytes (None stays None: not handled there)."""
+    if found is None:
+        return None
+    return np.frombuffer(found[0], dtype=np.int64), np.frombuffer(found[1], dtype=np.int32)
+
+
+def summed_counts(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int], dtype) -> sparse.csr_matrix:
+    """The count matrix of :func:`compiled_arrays`' columns: a 1 per n-gram, a row's repeated columns summed
+    and sorted as scikit-learn sums them (FeatureHasher, CountVectorizer), int32 indices where they fit."""
+    index_dtype = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64
+    matrix = sparse.csr_matrix(
+        (np.ones(len(indices), dtype=dtype), indices.astype(index_dtype), indptr.astype(index_dtype)), shape=shape
+    )
+    matrix.sum_duplicates()  # in place: astype gave writable copies of the compiled call's read-only bytes
+    return matrix
 
 
 def _as_scikit_learns(matrix: sparse.csr_matrix) -> sparse.csr_matrix:

@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize
 
-from newsclf.counting import compiled_analysis_applies, flatten_counters
+from newsclf.counting import compiled_analysis_applies, compiled_arrays, flatten_counters, summed_counts
 from newsclf.steps import tfidf_of
 
 try:
@@ -93,15 +93,7 @@ class HashedTfidfVectorizer(HashingVectorizer):
         found = supported and hashed_columns(texts, self.analyzer, *self.ngram_range, self.n_features, self.lowercase)
         if not found:
             return None
-        indptr, indices = np.frombuffer(found[0], dtype=np.int64), np.frombuffer(found[1], dtype=np.int32)
-        # The index types FeatureHasher gives (astype copies: scipy sums duplicates in place).
-        indptr = indptr.astype(np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64)
-        matrix = sparse.csr_matrix(
-            (np.ones(len(indices), dtype=self.dtype), indices.copy(), indptr),
-            shape=(len(texts), self.n_features),
-        )
-        matrix.sum_duplicates()  # as FeatureHasher sums a row's repeated columns
-        return matrix
+        return summed_counts(*compiled_arrays(found), (len(texts), self.n_features), self.dtype)
 
     def set_document_frequencies(
         self, document_frequency: np.ndarray, n_documents: int, min_df: int = 1, max_df: float = 1.0
